@@ -1,0 +1,56 @@
+"""dockpool: a pool of pre-started, healthy Docker containers, handed over by an atomic rename.
+
+The public API is what this module exports; everything under a leading underscore is private.
+The library logs through loguru but stays silent until the host enables it with
+`loguru.logger.enable("dockpool")` (the `dockpool` CLI does).
+"""
+
+from loguru import logger
+
+from dockpool import signals
+from dockpool._core.config import PoolConfig
+from dockpool._core.errors import (
+    ClaimError,
+    ConfigError,
+    ContainerNotFoundError,
+    DaemonUnavailableError,
+    DockerError,
+    DockpoolError,
+    ImageNotFoundError,
+    NameConflictError,
+    NameInUseError,
+    PoolClosedError,
+    PoolError,
+    PoolTimeoutError,
+)
+from dockpool._core.events import ContainerEvent
+from dockpool._core.machine import State
+from dockpool._core.spec import POOL_LABEL, SPEC_LABEL, ContainerSpec, HealthCheck
+
+logger.disable("dockpool")
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "POOL_LABEL",
+    "SPEC_LABEL",
+    "ClaimError",
+    "ConfigError",
+    "ContainerEvent",
+    "ContainerNotFoundError",
+    "ContainerSpec",
+    "DaemonUnavailableError",
+    "DockerError",
+    "DockpoolError",
+    "HealthCheck",
+    "ImageNotFoundError",
+    "NameConflictError",
+    "NameInUseError",
+    "PoolClosedError",
+    "PoolConfig",
+    "PoolError",
+    "PoolTimeoutError",
+    "State",
+    "__version__",
+    "signals",
+]

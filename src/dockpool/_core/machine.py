@@ -1,0 +1,357 @@
+"""The life of one pool member, as a pure function: `transition(member, event)`.
+
+The reconciler owns a table of `Member` records and feeds each one the events that concern it,
+in order. This module decides what each event means; it performs nothing. Effects are plain
+data that the runtime executes in one place (create, start, rename, remove, replace, notify).
+
+    CREATING -created-> STARTING -started-> WARMING -healthy-> READY -claim-> CLAIMING
+       | create failed    | start failed,     | died, oom,         | died, oom,      | ok->CLAIMED
+       v                  | died              | unhealthy, paused  | unhealthy       | failed->READY
+     GONE <-destroyed- RETIRING <-------------+--------------------+
+                      (remove in flight)
+
+`CLAIMED` and `GONE` are terminal: a claimed container belongs to its session and nothing that
+happens to it afterwards is the pool's business.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, NewType, TypeAlias
+
+import attrs
+
+ContainerId = NewType("ContainerId", str)
+MemberKey = NewType("MemberKey", str)
+
+
+class State(enum.Enum):
+    """Where a member is in its life."""
+
+    CREATING = "creating"  # create call in flight; no container id yet
+    STARTING = "starting"  # created; start call in flight
+    WARMING = "warming"  # running; waiting for Docker to report it healthy
+    READY = "ready"  # healthy (or running, without a health check): claimable
+    CLAIMING = "claiming"  # a claim's rename is in flight
+    CLAIMED = "claimed"  # renamed to its session's name: no longer managed
+    RETIRING = "retiring"  # being removed by the pool
+    GONE = "gone"  # removed, failed or lost: forgotten by the pool
+
+
+TERMINAL = frozenset({State.CLAIMED, State.GONE})
+#: States that count toward the pool's size (a create in flight counts, so refills never overshoot).
+LIVE = frozenset({State.CREATING, State.STARTING, State.WARMING, State.READY, State.CLAIMING})
+#: States that hold a container on the engine (for the max_containers cap).
+HOLDING = LIVE | {State.RETIRING}
+
+
+@attrs.frozen
+class Member:
+    """The pool's record of one member container."""
+
+    key: MemberKey
+    name: str
+    state: State = State.CREATING
+    container_id: ContainerId | None = None
+    needs_health: bool = True
+    born: float = 0.0  # pool clock time of provisioning (for max_age)
+    dead: bool = False  # died while a claim's rename was in flight
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Created:
+    """The create call returned the container's id."""
+
+    container_id: ContainerId
+
+
+@attrs.frozen
+class CreateFailed:
+    """The create call failed (e.g. missing image)."""
+
+    reason: str
+
+
+@attrs.frozen
+class Started:
+    """The start call returned, or Docker reported `start`."""
+
+
+@attrs.frozen
+class StartFailed:
+    """The start call failed; Docker emits no event for this."""
+
+    reason: str
+
+
+@attrs.frozen
+class Healthy:
+    """Docker reported `health_status: healthy`."""
+
+
+@attrs.frozen
+class Unhealthy:
+    """Docker reported `health_status: unhealthy`."""
+
+
+@attrs.frozen
+class Died:
+    """Docker reported `die` (exit code when known)."""
+
+    exit_code: int | None = None
+
+
+@attrs.frozen
+class Oom:
+    """Docker reported `oom`: the kernel killed a process of the container."""
+
+
+@attrs.frozen
+class Destroyed:
+    """The container no longer exists (`destroy` event, a completed remove, or absent at resync)."""
+
+
+@attrs.frozen
+class Renamed:
+    """Someone else renamed the container: it now belongs to them."""
+
+    new_name: str
+
+
+@attrs.frozen
+class Paused:
+    """Someone paused the container: it cannot serve a claim."""
+
+
+@attrs.frozen
+class ClaimRequested:
+    """A claimer picked this member and asks to rename it to `session_name`."""
+
+    session_name: str
+
+
+@attrs.frozen
+class ClaimSucceeded:
+    """The claim's rename went through."""
+
+
+@attrs.frozen
+class ClaimFailed:
+    """The claim's rename failed; `alive` says whether the member can go back to the pool."""
+
+    reason: str
+    alive: bool = True
+
+
+@attrs.frozen
+class RetireRequested:
+    """The pool wants this member gone (shrink, max age, spec change, shutdown)."""
+
+    reason: str
+    replace: bool = False
+
+
+@attrs.frozen
+class Observed:
+    """A resync's view of the container: the truth that events only hint at."""
+
+    status: str  # Docker's State.Status: created, running, paused, restarting, exited, dead
+    health: str | None  # None (no health check), "starting", "healthy" or "unhealthy"
+    name: str
+
+
+Event: TypeAlias = (
+    Created | CreateFailed | Started | StartFailed | Healthy | Unhealthy | Died | Oom | Destroyed
+    | Renamed | Paused | ClaimRequested | ClaimSucceeded | ClaimFailed | RetireRequested | Observed
+)  # fmt: skip
+EVENT_TYPES: tuple[type, ...] = Event.__args__
+
+# -- effects -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Create:
+    """Create the container (named `member.name`, labelled with the pool and spec)."""
+
+
+@attrs.frozen
+class Start:
+    """Start the created container."""
+
+
+@attrs.frozen
+class Rename:
+    """Rename the container to the claimer's session name (the claim's atomic lock)."""
+
+    new_name: str
+
+
+@attrs.frozen
+class Remove:
+    """Remove the container (forcefully: it is the pool's own and unclaimed)."""
+
+
+@attrs.frozen
+class Replace:
+    """The member left the pool for `reason`; the pool should make a new one."""
+
+    reason: str
+
+
+@attrs.frozen
+class Failure:
+    """The member failed before becoming ready: counts toward back-off and `pool_degraded`."""
+
+    reason: str
+
+
+@attrs.frozen
+class Notify:
+    """Announce a fact about the member through the named signal."""
+
+    signal: str
+    reason: str = ""
+
+
+Effect: TypeAlias = Create | Start | Rename | Remove | Replace | Failure | Notify
+Effects: TypeAlias = tuple[Effect, ...]
+NOTHING: Effects = ()
+
+
+def provision(
+    key: MemberKey, name: str, *, needs_health: bool, now: float
+) -> tuple[Member, Effects]:
+    """A new member, and the effect that makes its container."""
+    member = Member(key=key, name=name, needs_health=needs_health, born=now)
+    return member, (Create(), Notify("member_creating"))
+
+
+def _to(member: Member, state: State, *effects: Effect, **changes: Any) -> tuple[Member, Effects]:
+    return attrs.evolve(member, state=state, **changes), effects
+
+
+def _lost(member: Member, reason: str, *, failed: bool) -> tuple[Member, Effects]:
+    """The container is broken but still exists: remove it and replace it."""
+    fail: tuple[Effect, ...] = (Failure(reason),) if failed else ()
+    lost = Notify("member_lost", reason)
+    return _to(member, State.RETIRING, Remove(), *fail, Replace(reason), lost)
+
+
+def _vanished(member: Member, reason: str, *, failed: bool) -> tuple[Member, Effects]:
+    """The container no longer exists, or is no longer ours: just replace it."""
+    fail: tuple[Effect, ...] = (Failure(reason),) if failed else ()
+    return _to(member, State.GONE, *fail, Replace(reason), Notify("member_lost", reason))
+
+
+def _observed_as(member: Member, seen: Observed) -> Event | None:
+    """Translate a resync observation into the event it implies for this member, if any."""
+    if seen.name.lstrip("/") != member.name and member.state is not State.CLAIMING:
+        return Renamed(seen.name.lstrip("/"))
+    if seen.status == "paused":
+        return Paused()
+    if seen.status in {"exited", "dead"}:
+        return Died(None)
+    if seen.status == "created" and member.state in {State.WARMING, State.READY}:
+        return Died(None)
+    if seen.status != "running":
+        return None
+    if seen.health == "healthy" or (seen.health is None and not member.needs_health):
+        return Healthy() if member.state is not State.STARTING else Started()
+    if seen.health == "unhealthy":
+        return Unhealthy()
+    if member.state is State.STARTING:
+        return Started()
+    return None
+
+
+def transition(member: Member, event: Event) -> tuple[Member, Effects]:
+    """Decide what `event` means for `member`: its next record and the effects to carry out."""
+    state = member.state
+    if state in TERMINAL:
+        return member, NOTHING
+    if isinstance(event, Observed):
+        implied = _observed_as(member, event)
+        if implied is None:
+            if state is State.RETIRING:  # a remove that failed earlier: try again
+                return member, (Remove(),)
+            return member, NOTHING
+        return transition(member, implied)
+    if state is State.CREATING:
+        return _creating(member, event)
+    if state is State.RETIRING:
+        return _retiring(member, event)
+    if state is State.CLAIMING:
+        return _claiming(member, event)
+    return _running(member, event)
+
+
+def _creating(member: Member, event: Event) -> tuple[Member, Effects]:
+    match event:
+        case Created(container_id):
+            return _to(member, State.STARTING, Start(), container_id=container_id)
+        case CreateFailed(reason):
+            return _to(member, State.GONE, Failure(reason), Notify("member_failed", reason))
+        case RetireRequested(reason):
+            return _to(member, State.RETIRING, Notify("member_retiring", reason))
+    return member, NOTHING
+
+
+def _retiring(member: Member, event: Event) -> tuple[Member, Effects]:
+    match event:
+        case Created(container_id):  # retired while its create was in flight
+            return _to(member, State.RETIRING, Remove(), container_id=container_id)
+        case CreateFailed():
+            return _to(member, State.GONE, Notify("member_retired"))
+        case Destroyed():
+            return _to(member, State.GONE, Notify("member_retired"))
+    return member, NOTHING
+
+
+def _claiming(member: Member, event: Event) -> tuple[Member, Effects]:
+    match event:
+        case ClaimSucceeded():
+            return _to(member, State.CLAIMED, Replace("claimed"), Notify("member_claimed"))
+        case ClaimFailed(reason, alive) if alive and not member.dead:
+            return _to(member, State.READY, Notify("member_ready", f"claim failed: {reason}"))
+        case ClaimFailed(reason):
+            return _lost(member, f"claim failed: {reason}", failed=False)
+        case Died() | Oom() | Unhealthy() | Paused() | Destroyed():
+            return _to(member, State.CLAIMING, dead=True)
+    return member, NOTHING
+
+
+def _running(member: Member, event: Event) -> tuple[Member, Effects]:
+    """STARTING, WARMING and READY: the container exists and the pool holds it."""
+    state = member.state
+    early = state is not State.READY  # a failure before ready counts toward back-off
+    match event:
+        case Started() if state is State.STARTING:
+            if member.needs_health:
+                return _to(member, State.WARMING, Notify("member_started"))
+            return _to(member, State.READY, Notify("member_ready"))
+        case StartFailed(reason) if state is State.STARTING:
+            return _to(member, State.RETIRING, Remove(), Failure(reason),
+                       Notify("member_failed", reason))  # fmt: skip
+        case Healthy() if state is not State.READY:
+            return _to(member, State.READY, Notify("member_ready"))
+        case Unhealthy():
+            return _lost(member, "unhealthy", failed=early)
+        case Died(exit_code):
+            return _lost(member, f"died (exit code {exit_code})", failed=early)
+        case Oom():
+            return _lost(member, "out of memory", failed=early)
+        case Paused():
+            return _lost(member, "paused by someone else", failed=False)
+        case Destroyed():
+            return _vanished(member, "removed by someone else", failed=False)
+        case Renamed(new_name) if new_name != member.name:
+            return _vanished(member, f"renamed to {new_name} by someone else", failed=False)
+        case ClaimRequested(session_name) if state is State.READY:
+            return _to(member, State.CLAIMING, Rename(session_name))
+        case RetireRequested(reason, replace):
+            extra: tuple[Effect, ...] = (Replace(reason),) if replace else ()
+            return _to(member, State.RETIRING, Remove(), *extra, Notify("member_retiring", reason))
+    return member, NOTHING

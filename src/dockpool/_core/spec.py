@@ -1,0 +1,159 @@
+"""What a pool member is made of: the container spec, its health check and its fingerprint.
+
+A spec is frozen: a pool never mutates the recipe of its members, it builds a new spec and
+compares fingerprints. The fingerprint covers everything fixed when a container is created,
+with the image tag replaced by the image ID it resolves to (the adapter resolves it), so a
+retagged image makes a different spec and old members are not handed out as new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+#: Label keys every pool member carries. Docker labels are fixed at creation.
+POOL_LABEL = "dockpool.pool"
+SPEC_LABEL = "dockpool.spec"
+
+#: Prefix of an unclaimed member's name; the pool name and a short token follow.
+NAME_PREFIX = "dockpool-"
+
+
+def _str_tuple(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(str(v) for v in value)
+
+
+def _str_tuple_required(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
+def _str_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    """Freeze a mapping into a sorted, immutable-by-convention dict copy."""
+    return _FrozenMap(sorted((str(k), str(v)) for k, v in (value or {}).items()))
+
+
+def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted({int(v) for v in value}))
+
+
+class _FrozenMap(dict[str, str]):
+    """A dict that refuses changes and hashes by content, so specs stay frozen and hashable."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("ContainerSpec mappings are immutable; use attrs.evolve")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))
+
+
+@attrs.frozen
+class HealthCheck:
+    """A Docker health check; `test` as Docker has it: ["CMD", ...] or ["CMD-SHELL", "..."].
+
+    `start_interval` (probe interval during `start_period`) needs Docker API >= 1.44; on older
+    engines it is dropped and the first probe runs one full `interval` after start.
+    """
+
+    test: tuple[str, ...] = attrs.field(converter=_str_tuple_required)
+    interval: float = 1.0
+    timeout: float = 1.0
+    retries: int = 3
+    start_period: float = 0.0
+    start_interval: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.test:
+            raise ValueError("healthcheck test must not be empty")
+        if self.test[0] not in {"CMD", "CMD-SHELL", "NONE"}:
+            raise ValueError('healthcheck test must start with "CMD", "CMD-SHELL" or "NONE"')
+        for name in ("interval", "timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"healthcheck {name} must be > 0 seconds")
+        if self.retries < 1:
+            raise ValueError("healthcheck retries must be >= 1")
+        if self.start_period < 0:
+            raise ValueError("healthcheck start_period must be >= 0 seconds")
+        if self.start_interval is not None and self.start_interval <= 0:
+            raise ValueError("healthcheck start_interval must be > 0 seconds")
+
+
+@attrs.frozen
+class ContainerSpec:
+    """Everything needed to create one pool member. Lists become tuples, dicts become frozen.
+
+    `ports` are container ports (TCP); each is published on `port_host_ip` at a free host port
+    chosen by Docker, read back into `Lease.ports`. `volumes` maps a host path or volume name to
+    "<container path>" or "<container path>:ro". `random_env` names environment variables that
+    get a fresh random secret per member (e.g. a per-sandbox API key); only their names enter
+    the fingerprint.
+    """
+
+    image: str
+    command: tuple[str, ...] | None = attrs.field(default=None, converter=_str_tuple)
+    entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_str_tuple)
+    environment: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    ports: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
+    volumes: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    working_dir: str | None = None
+    healthcheck: HealthCheck | None = None
+    init: bool = False
+    extra_hosts: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+    mem_limit: str | None = None
+    cpus: float | None = None
+    user: str | None = None
+    network: str | None = None
+    port_host_ip: str = "127.0.0.1"
+    random_env: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple_required)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.image.strip():
+            raise ValueError("image must not be empty")
+        for port in self.ports:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} is not in 1..65535")
+        for key in self.labels:
+            if key in (POOL_LABEL, SPEC_LABEL):
+                raise ValueError(f"label {key!r} is reserved: the pool sets it on its members")
+        if self.cpus is not None and self.cpus <= 0:
+            raise ValueError("cpus must be > 0")
+
+    def canonical(self, image_id: str | None = None) -> dict[str, Any]:
+        """The spec as plain JSON-able data, with the image replaced by `image_id` if given."""
+        data = attrs.asdict(self, recurse=True)
+        data = json.loads(json.dumps(data, sort_keys=True, default=_jsonable))
+        if image_id is not None:
+            data["image"] = image_id
+        return data  # type: ignore[no-any-return]
+
+    def fingerprint(self, image_id: str | None = None) -> str:
+        """A stable 16-hex-digit digest of everything fixed at creation.
+
+        Pass the resolved image ID: the pool does, so a retagged image is a different spec.
+        """
+        blob = json.dumps(self.canonical(image_id), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, tuple | list):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def member_name(pool: str, token: str) -> str:
+    """The name of an unclaimed member: never a name a host application lists as a session."""
+    return f"{NAME_PREFIX}{pool}-{token}"
+
+
+def is_member_name(pool: str, name: str) -> bool:
+    """True if `name` (with or without Docker's leading slash) is an unclaimed member's name."""
+    return name.lstrip("/").startswith(f"{NAME_PREFIX}{pool}-")
