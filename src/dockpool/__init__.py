@@ -26,6 +26,9 @@ from dockpool._core.errors import (
 from dockpool._core.events import ContainerEvent
 from dockpool._core.machine import State
 from dockpool._core.spec import POOL_LABEL, SPEC_LABEL, ContainerSpec, HealthCheck
+from dockpool._runtime.backoff import Backoff
+from dockpool._runtime.lease import Lease, PoolStats
+from dockpool._runtime.pool import ContainerPool
 
 logger.disable("dockpool")
 
@@ -34,21 +37,25 @@ __version__ = "0.1.0"
 __all__ = [
     "POOL_LABEL",
     "SPEC_LABEL",
+    "Backoff",
     "ClaimError",
     "ConfigError",
     "ContainerEvent",
     "ContainerNotFoundError",
+    "ContainerPool",
     "ContainerSpec",
     "DaemonUnavailableError",
     "DockerError",
     "DockpoolError",
     "HealthCheck",
     "ImageNotFoundError",
+    "Lease",
     "NameConflictError",
     "NameInUseError",
     "PoolClosedError",
     "PoolConfig",
     "PoolError",
+    "PoolStats",
     "PoolTimeoutError",
     "State",
     "__version__",
