@@ -1,22 +1,34 @@
-"""The `dockpool` command line: the only place where dockpool configures logging."""
+"""The `dockpool` command line: the only place where dockpool configures logging.
+
+dockpool run --config config.toml      run a pool until SIGINT/SIGTERM, logging every change
+dockpool config --config config.toml   validate a config file and print it as JSON
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from loguru import logger
 
+from dockpool import signals
 from dockpool._core.config import PoolConfig
 from dockpool._core.errors import DockpoolError
+from dockpool._runtime.pool import ContainerPool
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dockpool", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dockpool", description="A pool of warm containers.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the pool of a config file until SIGINT/SIGTERM")
+    run.add_argument("--config", default="config.toml", help="path of config.toml")
+    run.add_argument("--docker-url", default=None, help="Docker engine URL (default: env/socket)")
     show = sub.add_parser("config", help="validate a config file and print it as JSON")
     show.add_argument("--config", default="config.toml", help="path of config.toml")
     return parser
@@ -24,11 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _setup_logging(verbose: bool) -> None:
     logger.remove()
-    logger.add(
-        sys.stderr,
-        level="DEBUG" if verbose else "INFO",
-        format="{time:HH:mm:ss.SSS} {level: <7} {message}",
-    )
+    fmt = "{time:HH:mm:ss.SSS} {level: <7} {message}"
+    logger.add(sys.stderr, level="DEBUG" if verbose else "INFO", format=fmt)
     logger.enable("dockpool")
 
 
@@ -44,9 +53,69 @@ def _show_config(path: str) -> int:
         "ready_timeout": cfg.ready_timeout,
         "resync_interval": cfg.resync_interval,
         "spec": cfg.spec.canonical(),
-        "fingerprint (before image resolution)": cfg.spec.fingerprint(),
     }
     print(json.dumps(out, indent=2))
+    return 0
+
+
+class _ChangeLog:
+    """Receivers that log every member and pool change (kept alive by this object)."""
+
+    def __init__(self) -> None:
+        self.receivers: list[tuple[Any, Any]] = []
+
+    def connect(self) -> None:
+        for sig in signals.ALL:
+            if sig.name == "docker_event":
+                continue
+
+            def receiver(sender: Any, _name: str = sig.name, **payload: Any) -> None:
+                member = payload.get("member")
+                detail = ", ".join(
+                    f"{k}={v}" for k, v in payload.items() if k not in {"member", "lease"} and v not in (None, "")
+                )
+                lease = payload.get("lease")
+                who = member.name if member is not None else ""
+                if lease is not None:
+                    who = f"{lease.name} ({lease.container_id[:12]}, ports {dict(lease.ports)})"
+                logger.info("{:<16} {} {}", _name, who, detail)
+
+            sig.connect(receiver, weak=False)
+            self.receivers.append((sig, receiver))
+
+    def disconnect(self) -> None:
+        for sig, receiver in self.receivers:
+            sig.disconnect(receiver)
+
+
+def _run(path: str, docker_url: str | None) -> int:
+    config = PoolConfig.from_toml(path)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    changes = _ChangeLog()
+    changes.connect()
+    pool = ContainerPool.from_config(config, docker_url=docker_url)
+    try:
+        pool.start()
+        logger.info(
+            "pool {} running with {} members of {}; Ctrl-C stops it",
+            pool.name,
+            config.size,
+            config.spec.image,
+        )
+        stop.wait()
+        logger.info("stopping: removing unclaimed members")
+    finally:
+        pool.close()
+        changes.disconnect()
+    stats = pool.stats()
+    logger.info(
+        "stopped: {} claims from the pool, {} cold, {} replaced",
+        stats.hits,
+        stats.misses,
+        stats.replaced,
+    )
     return 0
 
 
@@ -57,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config":
             return _show_config(args.config)
+        if args.command == "run":
+            return _run(args.config, args.docker_url)
     except DockpoolError as exc:
         logger.error("{}", exc)
         return 2

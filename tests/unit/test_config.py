@@ -42,7 +42,7 @@ def test_example_config_parses() -> None:
         interval=0.2,
         timeout=1.0,
         retries=1,
-        start_period=0,
+        start_period=10,
         start_interval=0.1,
     )
     assert cfg.path == ROOT / "config.toml"

@@ -103,12 +103,15 @@ class Engine:
         return left
 
     def _count(self, effects: tuple[m.Effect, ...]) -> None:
+        """Update counters and back-off (under the lock, before any top-up looks at them)."""
         for effect in effects:
             if isinstance(effect, m.Replace) and effect.reason != "claimed":
                 self.counters.replaced += 1
             elif isinstance(effect, m.Failure):
                 self.counters.failed_starts += 1
                 self.counters.last_failure = effect.reason
+                self.backoff.fail()
+                self.degraded = self.degraded or self.backoff.failures >= DEGRADED_AFTER
 
     def run(self, member: m.Member, effects: m.Effects, **payload: Any) -> m.Effects:
         """Execute the effects of `member`; return those left to the caller (a claim's Rename)."""
@@ -140,10 +143,9 @@ class Engine:
 
     def _failed(self, reason: str) -> None:
         with self.lock:
-            delay = self.backoff.fail()
+            delay = self.backoff.remaining()
             failures = self.backoff.failures
             degraded = failures >= DEGRADED_AFTER
-            self.degraded = self.degraded or degraded
         logger.warning(
             "pool {}: member failed ({}); next create in {:.1f} s", self.config.name, reason, delay
         )
