@@ -72,7 +72,9 @@ class _ChangeLog:
             def receiver(sender: Any, _name: str = sig.name, **payload: Any) -> None:
                 member = payload.get("member")
                 detail = ", ".join(
-                    f"{k}={v}" for k, v in payload.items() if k not in {"member", "lease"} and v not in (None, "")
+                    f"{k}={v}"
+                    for k, v in payload.items()
+                    if k not in {"member", "lease"} and v not in (None, "")
                 )
                 lease = payload.get("lease")
                 who = member.name if member is not None else ""
