@@ -1,0 +1,107 @@
+"""The listener's replay and de-duplication, the back-off's arithmetic, the table's choices."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from dockpool._core import machine as m
+from dockpool._core.events import ContainerEvent
+from dockpool._runtime.backoff import Backoff
+from dockpool._runtime.listener import Listener
+from dockpool._runtime.members import MemberTable
+from tests.fakes import wait_for
+
+
+def ev(cid: str, action: str, t: int) -> ContainerEvent:
+    return ContainerEvent(m.ContainerId(cid), action, "n", {}, t)
+
+
+class Script:
+    """An event source that plays one list of events per connection, then ends the stream."""
+
+    def __init__(self, *connections: list[ContainerEvent]) -> None:
+        self.connections = list(connections)
+        self.sinces: list[str | None] = []
+        self.done = threading.Event()
+
+    def open(self, since: str | None) -> Iterator[ContainerEvent]:
+        self.sinces.append(since)
+        if not self.connections:
+            self.done.set()
+            self.done.wait()
+            return iter(())
+        events = self.connections.pop(0)
+
+        def play() -> Iterator[ContainerEvent]:
+            yield from events
+            raise ConnectionError("stream ended")
+
+        return play()
+
+    def close(self) -> None:
+        self.done.set()
+
+
+def test_replay_after_reconnect_drops_duplicates_and_resyncs() -> None:
+    """After a disconnect the listener replays from just before the last event, once each."""
+    first = [ev("a", "start", 5_000_000_123), ev("a", "die", 5_100_000_000)]
+    second = [ev("a", "die", 5_100_000_000), ev("b", "start", 5_200_000_000)]
+    source = Script(first, second)
+    got: list[tuple[str, str]] = []
+    connects: list[bool] = []
+    lost: list[str] = []
+    listener = Listener(
+        source,
+        on_event=lambda e: got.append((e.container_id, e.action)),
+        on_connect=connects.append,
+        on_lost=lambda reason, delay: lost.append(reason),
+        backoff=Backoff(base=0.001, cap=0.002),
+    )
+    listener.start()
+    assert wait_for(lambda: len(source.sinces) >= 3)
+    assert listener.stop(timeout=2)
+    assert got == [("a", "start"), ("a", "die"), ("b", "start")]
+    assert connects[:2] == [False, True]
+    assert source.sinces[0] is None
+    assert source.sinces[1] == "5.050000000"  # 50 ms of slack before the last event seen
+    assert lost and "stream ended" in lost[0]
+
+
+def test_backoff_doubles_to_cap_and_resets() -> None:
+    """Delays double up to the cap; success resets; remaining() follows the clock."""
+    now = [100.0]
+    backoff = Backoff(base=0.5, cap=3.0, clock=lambda: now[0])
+    assert [backoff.fail() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert backoff.remaining() == 3.0
+    now[0] += 1.0
+    assert backoff.remaining() == 2.0
+    assert backoff.succeed() is True
+    assert backoff.remaining() == 0.0 and backoff.succeed() is False
+
+
+def _member(key: str, state: m.State, born: float) -> m.Member:
+    return m.Member(key=m.MemberKey(key), name=key, state=state, born=born)
+
+
+def test_shrink_retires_pending_newest_first_then_oldest_ready() -> None:
+    """Shrinking retires members not yet ready (newest first), then the oldest ready ones."""
+    table = MemberTable()
+    for key, state, born in [
+        ("r-old", m.State.READY, 1), ("r-new", m.State.READY, 5), ("w-old", m.State.WARMING, 6),
+        ("w-new", m.State.CREATING, 9), ("claiming", m.State.CLAIMING, 0),
+    ]:  # fmt: skip
+        table.store(_member(key, state, born), now=born)
+    assert [mem.key for mem in table.surplus(2)] == ["w-new", "w-old", "r-old"]
+    assert table.surplus(5) == []
+    assert table.to_create(target=7, cap=6) == 1
+    assert table.to_create(target=7, cap=9, extra_holding=1) == 2
+
+
+def test_claim_picks_the_longest_ready() -> None:
+    """Claims take the member that has been ready longest."""
+    table = MemberTable()
+    table.store(_member("b", m.State.READY, 1), now=10)
+    table.store(_member("a", m.State.READY, 2), now=3)
+    picked = table.pick_for_claim()
+    assert picked is not None and picked.key == "a"
