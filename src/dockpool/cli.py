@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pool of a config file until SIGINT/SIGTERM")
     run.add_argument("--config", default="config.toml", help="path of config.toml")
     run.add_argument("--docker-url", default=None, help="Docker engine URL (default: env/socket)")
+    run.add_argument(
+        "--no-watch", action="store_true", help="do not apply edits of the config file live"
+    )
     show = sub.add_parser("config", help="validate a config file and print it as JSON")
     show.add_argument("--config", default="config.toml", help="path of config.toml")
     return parser
@@ -72,7 +75,7 @@ class _ChangeLog:
             def receiver(sender: Any, _name: str = sig.name, **payload: Any) -> None:
                 member = payload.get("member")
                 detail = ", ".join(
-                    f"{k}={v}"
+                    f"{k}={_short(v)}"
                     for k, v in payload.items()
                     if k not in {"member", "lease"} and v not in (None, "")
                 )
@@ -90,7 +93,13 @@ class _ChangeLog:
             sig.disconnect(receiver)
 
 
-def _run(path: str, docker_url: str | None) -> int:
+def _short(value: Any) -> str:
+    if isinstance(value, PoolConfig):
+        return f"(size {value.size}, image {value.spec.image}, spec {value.spec.fingerprint()})"
+    return str(value)
+
+
+def _run(path: str, docker_url: str | None, watch: bool) -> int:
     config = PoolConfig.from_toml(path)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -100,6 +109,9 @@ def _run(path: str, docker_url: str | None) -> int:
     pool = ContainerPool.from_config(config, docker_url=docker_url)
     try:
         pool.start()
+        if watch:
+            pool.watch_config(path)
+            logger.info("watching {} for changes (container_pool_size applies live)", path)
         logger.info(
             "pool {} running with {} members of {}; Ctrl-C stops it",
             pool.name,
@@ -129,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             return _show_config(args.config)
         if args.command == "run":
-            return _run(args.config, args.docker_url)
+            return _run(args.config, args.docker_url, watch=not args.no_watch)
     except DockpoolError as exc:
         logger.error("{}", exc)
         return 2

@@ -103,5 +103,5 @@ def test_claim_picks_the_longest_ready() -> None:
     table = MemberTable()
     table.store(_member("b", m.State.READY, 1), now=10)
     table.store(_member("a", m.State.READY, 2), now=3)
-    picked = table.pick_for_claim()
+    picked = table.pick_for_claim("")
     assert picked is not None and picked.key == "a"

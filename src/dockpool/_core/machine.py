@@ -55,6 +55,7 @@ class Member:
     container_id: ContainerId | None = None
     needs_health: bool = True
     born: float = 0.0  # pool clock time of provisioning (for max_age)
+    fingerprint: str = ""  # the spec it is made of (a config reload can change the pool's spec)
     dead: bool = False  # died while a claim's rename was in flight
 
 
@@ -222,10 +223,12 @@ NOTHING: Effects = ()
 
 
 def provision(
-    key: MemberKey, name: str, *, needs_health: bool, now: float
+    key: MemberKey, name: str, *, needs_health: bool, now: float, fingerprint: str = ""
 ) -> tuple[Member, Effects]:
     """A new member, and the effect that makes its container."""
-    member = Member(key=key, name=name, needs_health=needs_health, born=now)
+    member = Member(
+        key=key, name=name, needs_health=needs_health, born=now, fingerprint=fingerprint
+    )
     return member, (Create(), Notify("member_creating"))
 
 

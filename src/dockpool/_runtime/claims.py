@@ -49,7 +49,7 @@ def claim_from_pool(engine: Engine, session_name: str, started: float) -> Lease 
     """Hand over a ready member renamed to `session_name`; None when the pool has none."""
     while True:
         with engine.lock:
-            member = engine.table.pick_for_claim()
+            member = engine.table.pick_for_claim(engine.fingerprint)
             if member is None:
                 return None
             engine.apply(member.key, m.ClaimRequested(session_name))
@@ -85,7 +85,7 @@ def claim_from_pool(engine: Engine, session_name: str, started: float) -> Lease 
             ports=dict(view.ports),
             from_pool=True,
             seconds=time.perf_counter() - started,
-            spec_fingerprint=engine.fingerprint,
+            spec_fingerprint=member.fingerprint,
         )
         with engine.lock:
             engine.counters.hits += 1
@@ -111,10 +111,11 @@ def cold_start(
                 f"claim {session_name!r}: max_containers ({cap}) reached for {timeout} s"
             )
         engine.cold_in_flight += 1
+        recipe = engine.recipe
     cid: m.ContainerId | None = None
     try:
         cid = engine.adapter.create(
-            engine.config.spec, session_name, engine.labels, image=engine.image_id
+            recipe.spec, session_name, engine.labels(recipe.fingerprint), image=recipe.image_id
         )
         view = _start_and_wait(engine, reconciler, cid, deadline)
     except NameConflictError as exc:
@@ -133,7 +134,7 @@ def cold_start(
         ports=dict(view.ports),
         from_pool=False,
         seconds=time.perf_counter() - started,
-        spec_fingerprint=engine.fingerprint,
+        spec_fingerprint=recipe.fingerprint,
     )
     with engine.lock:
         engine.counters.misses += 1

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from loguru import logger
 
 from dockpool import signals
@@ -24,8 +25,9 @@ from dockpool._adapters.docker_api import DockerAdapter
 from dockpool._core import machine as m
 from dockpool._core.config import PoolConfig
 from dockpool._core.errors import DockerError
-from dockpool._core.spec import POOL_LABEL, SPEC_LABEL, member_name
+from dockpool._core.spec import POOL_LABEL, SPEC_LABEL, ContainerSpec, is_member_name, member_name
 from dockpool._runtime.backoff import Backoff
+from dockpool._runtime.lease import PoolStats
 from dockpool._runtime.members import MemberTable
 from dockpool._runtime.workers import Workers
 
@@ -43,6 +45,15 @@ class Counters:
         self.failed_starts = 0
         self.resyncs = 0
         self.last_failure = ""
+
+
+@attrs.frozen
+class Recipe:
+    """What new members are made of: the spec, its image resolved, and their fingerprint."""
+
+    spec: ContainerSpec
+    image_id: str
+    fingerprint: str
 
 
 class Engine:
@@ -64,8 +75,8 @@ class Engine:
         self.table = MemberTable()
         self.counters = Counters()
         self.target = config.size
-        self.fingerprint = ""
-        self.image_id = ""
+        self.recipe = Recipe(config.spec, "", "")  # set by the pool once the image is resolved
+        self._recipes: dict[str, Recipe] = {}
         self.cold_in_flight = 0
         self.closing = False
         self.degraded = False
@@ -74,13 +85,22 @@ class Engine:
         self.creates = Workers(config.create_concurrency, f"dockpool-{config.name}-create")
         self.removes = Workers(2, f"dockpool-{config.name}-remove")
 
+    def use(self, recipe: Recipe) -> None:
+        """Make `recipe` the one new members (and cold starts) are made of."""
+        with self.lock:
+            self.recipe = recipe
+            self._recipes[recipe.fingerprint] = recipe
+
     @property
-    def labels(self) -> dict[str, str]:
-        return {POOL_LABEL: self.config.name, SPEC_LABEL: self.fingerprint}
+    def fingerprint(self) -> str:
+        return self.recipe.fingerprint
+
+    def labels(self, fingerprint: str) -> dict[str, str]:
+        return {POOL_LABEL: self.config.name, SPEC_LABEL: fingerprint}
 
     @property
     def needs_health(self) -> bool:
-        return self.config.spec.healthcheck is not None
+        return self.recipe.spec.healthcheck is not None
 
     # -- applying events ---------------------------------------------------------------------
 
@@ -161,13 +181,13 @@ class Engine:
         member = self.table.get(key)
         if member is None:
             return
-        if self.closing:
-            self.apply(key, m.CreateFailed("pool closed"))
+        if self.closing or member.state is m.State.RETIRING:
+            self.apply(key, m.CreateFailed("retired before its create"))
             return
+        recipe = self._recipes[member.fingerprint]
+        labels = self.labels(recipe.fingerprint)
         try:
-            cid = self.adapter.create(
-                self.config.spec, member.name, self.labels, image=self.image_id
-            )
+            cid = self.adapter.create(recipe.spec, member.name, labels, image=recipe.image_id)
         except DockerError as exc:
             self.apply(key, m.CreateFailed(str(exc)))
             return
@@ -212,11 +232,45 @@ class Engine:
         for _ in range(n):
             key = m.MemberKey(secrets.token_hex(6))
             name = member_name(self.config.name, key)
-            member, effects = m.provision(key, name, needs_health=self.needs_health, now=now)
+            member, effects = m.provision(
+                key, name, needs_health=self.needs_health, now=now, fingerprint=self.fingerprint
+            )
             self.table.store(member, now)
             created.append((member, effects))
         self.changed.notify_all()
         return created
+
+    def stats(self, reconnects: int) -> PoolStats:
+        S = m.State
+        with self.lock:
+            table, c = self.table, self.counters
+            return PoolStats(
+                size=self.target,
+                ready=table.count(S.READY),
+                warming=table.count(S.CREATING, S.STARTING, S.WARMING),
+                claiming=table.count(S.CLAIMING),
+                retiring=table.count(S.RETIRING),
+                hits=c.hits,
+                misses=c.misses,
+                replaced=c.replaced,
+                failed_starts=c.failed_starts,
+                consecutive_failures=self.backoff.failures,
+                degraded=self.degraded,
+                stream_reconnects=reconnects,
+                resyncs=c.resyncs,
+            )
+
+    def sweep_unclaimed(self) -> None:
+        """Remove any unclaimed member left on the engine (e.g. a create that raced a close)."""
+        name = self.config.name
+        with self.lock:
+            claiming = self.table.ids()
+        try:
+            for view in self.adapter.list({POOL_LABEL: name}):
+                if is_member_name(name, view.name) and view.id not in claiming:
+                    self.adapter.remove(view.id)
+        except DockerError as exc:
+            logger.warning("pool {}: final sweep failed: {}", name, exc)
 
     def retire(self, members: list[m.Member], reason: str, replace: bool = False) -> None:
         """Ask each member to go (shrink, max age, spec change, close)."""

@@ -78,9 +78,13 @@ class MemberTable:
         room = cap - self.holding - extra_holding
         return max(0, min(deficit, room))
 
-    def pick_for_claim(self) -> Member | None:
-        """The ready member that has been ready longest (members age evenly; max_age bites last)."""
-        ready = [m for m in self._members.values() if m.state is State.READY]
+    def pick_for_claim(self, fingerprint: str) -> Member | None:
+        """The ready member of `fingerprint` that has been ready longest (members age evenly)."""
+        ready = [
+            m
+            for m in self._members.values()
+            if m.state is State.READY and m.fingerprint == fingerprint
+        ]
         if not ready:
             return None
         return min(ready, key=lambda m: (self.ready_since.get(m.key, 0.0), m.born))
@@ -98,6 +102,14 @@ class MemberTable:
         )
         ready = sorted((m for m in candidates if m.state is State.READY), key=lambda m: m.born)
         return (pending + ready)[:excess]
+
+    def outdated(self, fingerprint: str) -> list[Member]:
+        """Unclaimed members made of another spec than `fingerprint` (after a spec change)."""
+        return [
+            m
+            for m in self._members.values()
+            if m.fingerprint != fingerprint and m.state in LIVE - {State.CLAIMING}
+        ]
 
     def expired(self, now: float, max_age: float) -> list[Member]:
         """Ready members older than `max_age` seconds (none when max_age is 0)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -19,18 +20,26 @@ import attrs
 from loguru import logger
 
 from dockpool import signals
+from dockpool._adapters.config_watch import ConfigWatcher
 from dockpool._adapters.docker_api import DockerAdapter
 from dockpool._adapters.event_stream import DockerEventSource, EventSource
 from dockpool._core import machine as m
-from dockpool._core.config import PoolConfig
-from dockpool._core.errors import ConfigError, DockerError, PoolClosedError, PoolTimeoutError
-from dockpool._core.spec import POOL_LABEL, ContainerSpec, is_member_name
+from dockpool._core.config import ConfigChange, PoolConfig
+from dockpool._core.errors import (
+    ConfigError,
+    DockerError,
+    DockpoolError,
+    PoolClosedError,
+    PoolTimeoutError,
+)
+from dockpool._core.spec import POOL_LABEL, ContainerSpec
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.claims import check_name, claim_from_pool, cold_start
-from dockpool._runtime.engine import Engine
+from dockpool._runtime.engine import Engine, Recipe
 from dockpool._runtime.lease import Lease, PoolStats
 from dockpool._runtime.listener import Listener
 from dockpool._runtime.reconciler import Reconciler
+from dockpool._runtime.reload import apply_config, describe
 
 
 class ContainerPool:
@@ -78,6 +87,7 @@ class ContainerPool:
         self._reconciler: Reconciler | None = None
         self._listener: Listener | None = None
         self._closed = False
+        self._watchers: list[ConfigWatcher] = []
 
     @classmethod
     def from_config(cls, config: PoolConfig, **options: Any) -> ContainerPool:
@@ -129,8 +139,7 @@ class ContainerPool:
             raise
         engine = Engine(cfg, adapter, self._backoff, self._clock)
         engine.sender = self
-        engine.image_id = image_id
-        engine.fingerprint = cfg.spec.fingerprint(image_id)
+        engine.use(Recipe(cfg.spec, image_id, cfg.spec.fingerprint(image_id)))
         reconciler = Reconciler(engine)
         engine.wake = reconciler.wake
         source = self._event_source or DockerEventSource({POOL_LABEL: cfg.name}, self._docker_url)
@@ -214,28 +223,46 @@ class ContainerPool:
         engine.retire(surplus, "shrink")
         engine.top_up()
 
+    def apply_config(self, config: PoolConfig) -> ConfigChange:
+        """Apply a new config to the running pool (see `dockpool._runtime.reload` for what
+        changes live); raises before changing anything if a new image cannot be resolved."""
+        engine = self._running()
+        change, effective = apply_config(engine, config)
+        if "size" in change.live:
+            self.resize(effective.size)
+        return change
+
+    def watch_config(self, path: str | Path) -> ConfigWatcher:
+        """Watch `path` and apply every valid edit; an invalid one is logged and ignored.
+
+        The watcher is stopped by `close()`. Errors go to the log and to `config_rejected`.
+        """
+        self._running()
+        watcher = ConfigWatcher(
+            path, self._on_config, self._on_config_error, name=f"dockpool-{self.name}-watcher"
+        )
+        self._watchers.append(watcher)
+        return watcher.start()
+
+    def _on_config(self, config: PoolConfig) -> None:
+        try:
+            change = self.apply_config(config)
+        except DockpoolError as exc:
+            self._on_config_error(exc)
+            return
+        if not change.empty:
+            logger.info("{}: applied (changed: {})", config.path, describe(change))
+
+    def _on_config_error(self, error: DockpoolError) -> None:
+        logger.error("{} (the pool keeps its last good config)", error)
+        signals.send("config_rejected", self, error=error)
+
     def stats(self) -> PoolStats:
-        engine = self._engine
-        if engine is None:
+        """A snapshot of the pool's counters."""
+        if self._engine is None:
             return PoolStats(self._config.size, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, 0, 0)
-        S = m.State
-        with engine.lock:
-            table, c = engine.table, engine.counters
-            return PoolStats(
-                size=engine.target,
-                ready=table.count(S.READY),
-                warming=table.count(S.CREATING, S.STARTING, S.WARMING),
-                claiming=table.count(S.CLAIMING),
-                retiring=table.count(S.RETIRING),
-                hits=c.hits,
-                misses=c.misses,
-                replaced=c.replaced,
-                failed_starts=c.failed_starts,
-                consecutive_failures=engine.backoff.failures,
-                degraded=engine.degraded,
-                stream_reconnects=max(0, (self._listener.connects if self._listener else 0) - 1),
-                resyncs=c.resyncs,
-            )
+        connects = self._listener.connects if self._listener else 0
+        return self._engine.stats(reconnects=max(0, connects - 1))
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop listening, remove every unclaimed member, end every thread; within `timeout`."""
@@ -245,6 +272,8 @@ class ContainerPool:
             return
         self._closed = True
         deadline = time.monotonic() + timeout
+        for watcher in self._watchers:
+            watcher.stop(timeout=min(2.0, timeout))
         with engine.lock:
             engine.closing = True
             engine.changed.notify_all()
@@ -258,21 +287,10 @@ class ContainerPool:
                 timeout=max(0.0, deadline - time.monotonic()),
             )
         ok = engine.creates.stop(max(0.0, deadline - time.monotonic()))
-        self._sweep(engine)
+        engine.sweep_unclaimed()
         ok = engine.removes.stop(max(0.0, deadline - time.monotonic())) and ok
         engine.adapter.close()
         logger.info("pool {}: closed{}", self.name, "" if ok else " (some calls still running)")
-
-    def _sweep(self, engine: Engine) -> None:
-        """Remove any unclaimed member left on the engine (e.g. a create that raced the close)."""
-        with engine.lock:
-            claiming = engine.table.ids()
-        try:
-            for view in engine.adapter.list({POOL_LABEL: self.name}):
-                if is_member_name(self.name, view.name) and view.id not in claiming:
-                    engine.adapter.remove(view.id)
-        except DockerError as exc:
-            logger.warning("pool {}: final sweep failed: {}", self.name, exc)
 
     def __enter__(self) -> ContainerPool:
         return self.start() if self._engine is None else self

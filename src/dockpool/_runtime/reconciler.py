@@ -182,6 +182,7 @@ class Reconciler:
             state=m.State.READY,
             container_id=view.id,
             needs_health=engine.needs_health,
+            fingerprint=engine.fingerprint,
             born=engine.clock(),
         )
         with engine.lock:

@@ -23,13 +23,23 @@ class Workers:
 
     def __init__(self, size: int, name: str) -> None:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(size)
-        ]
+        self._name = name
+        self._threads: list[threading.Thread] = []
+        self._size = 0
         self._busy = 0
         self._lock = threading.Lock()
-        for thread in self._threads:
-            thread.start()
+        self.resize(size)
+
+    def resize(self, size: int) -> None:
+        """Grow by starting threads, or shrink by ending threads once the queued jobs ran."""
+        with self._lock:
+            for i in range(self._size, size):
+                thread = threading.Thread(target=self._run, name=f"{self._name}-{i}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            for _ in range(size, self._size):
+                self._queue.put(_STOP)
+            self._size = size
 
     def submit(self, job: Callable[[], None]) -> None:
         self._queue.put(job)
@@ -57,8 +67,9 @@ class Workers:
 
     def stop(self, timeout: float) -> bool:
         """Let queued jobs finish, then end the threads; True if all ended within `timeout`."""
-        for _ in self._threads:
+        for _ in range(self._size):
             self._queue.put(_STOP)
+        self._size = 0
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,67 @@
+"""Applying a new configuration to a running pool (hot reload).
+
+What can change live, and how (documented for operators in config.toml):
+- `container_pool_size`: the pool grows (creates) or shrinks (retires the surplus: members not
+  yet ready first, newest first, then the ready ones that have been warm longest).
+- `max_containers`, `create_concurrency`, `max_age`, `ready_timeout`, `resync_interval`: at once.
+- the container spec (image, command, environment, ports, health check ...): new members are
+  made of the new spec; unclaimed members of the old one are retired and replaced. The new
+  image must exist, or the whole reload is rejected and the old config stays.
+- `name`: the pool's identity on the engine; a change is reported and needs a restart.
+"""
+
+from __future__ import annotations
+
+import attrs
+from loguru import logger
+
+from dockpool import signals
+from dockpool._core.config import ConfigChange, PoolConfig, diff
+from dockpool._runtime.engine import Engine, Recipe
+
+
+def apply_config(engine: Engine, new: PoolConfig) -> tuple[ConfigChange, PoolConfig]:
+    """Apply what can be applied of `new`; return the change and the config now in force.
+
+    Raises a DockerError (e.g. ImageNotFoundError) before changing anything if a new spec's
+    image cannot be resolved. Sizing is left to the caller (`ContainerPool.resize`).
+    """
+    with engine.lock:
+        old = engine.config.with_size(engine.target)
+    change = diff(old, new)
+    if change.empty:
+        return change, old
+    recipe = None
+    if change.spec:
+        image_id = engine.adapter.resolve_image(new.spec.image)
+        recipe = Recipe(new.spec, image_id, new.spec.fingerprint(image_id))
+    for key in change.restart:
+        logger.warning(
+            "{}: {} changed from {!r} to {!r}: this needs a restart; not applied",
+            new.path or "config",
+            key,
+            getattr(old, key),
+            getattr(new, key),
+        )
+    effective = attrs.evolve(new, **{key: getattr(old, key) for key in change.restart})
+    with engine.lock:
+        engine.config = attrs.evolve(effective, size=old.size)
+    engine.creates.resize(effective.create_concurrency)
+    if recipe is not None and recipe.fingerprint != engine.fingerprint:
+        engine.use(recipe)
+        with engine.lock:
+            outdated = engine.table.outdated(recipe.fingerprint)
+        logger.info(
+            "new spec {}: retiring {} members of the old one", recipe.fingerprint, len(outdated)
+        )
+        engine.retire(outdated, "spec changed")
+    engine.wake()
+    signals.send("config_changed", engine.sender, config=effective, old=old)
+    return change, effective
+
+
+def describe(change: ConfigChange) -> str:
+    """A short list of what changed, for the log."""
+    parts = list(change.live) + (["spec"] if change.spec else [])
+    parts += [f"{key} (needs a restart)" for key in change.restart]
+    return ", ".join(parts)
