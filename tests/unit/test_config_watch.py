@@ -1,0 +1,156 @@
+"""The config watcher on real files: edits, bad edits, editor-style saves, bursts; and diff()."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from dockpool._adapters.config_watch import ConfigWatcher
+from dockpool._core.config import ConfigChange, PoolConfig, diff
+from dockpool._core.errors import ConfigError
+from dockpool._core.spec import ContainerSpec
+from tests.fakes import wait_for
+
+TEMPLATE = """\
+[sandbox]
+container_pool_size = {size}
+
+[dockpool]
+name = "w"
+image = "img:1"
+"""
+
+
+class Seen:
+    """Collects what the watcher reports."""
+
+    def __init__(self) -> None:
+        self.configs: list[PoolConfig] = []
+        self.errors: list[ConfigError] = []
+        self.lock = threading.Lock()
+
+    def change(self, config: PoolConfig) -> None:
+        with self.lock:
+            self.configs.append(config)
+
+    def error(self, error: ConfigError) -> None:
+        with self.lock:
+            self.errors.append(error)
+
+    def sizes(self) -> list[int]:
+        with self.lock:
+            return [c.size for c in self.configs]
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(TEMPLATE.format(size=1))
+    return path
+
+
+@pytest.fixture
+def seen(config_file: Path) -> Iterator[Seen]:
+    seen = Seen()
+    watcher = ConfigWatcher(config_file, seen.change, seen.error, name="dockpool-test-watcher")
+    watcher.start(current_text=config_file.read_text())
+    assert watcher.wait_ready(5)
+    yield seen
+    assert watcher.stop(timeout=5)
+    assert not [t for t in threading.enumerate() if t.name == "dockpool-test-watcher"]
+
+
+def test_an_edit_is_reported(config_file: Path, seen: Seen) -> None:
+    """Saving a new size reports a new config with that size."""
+    config_file.write_text(TEMPLATE.format(size=4))
+    assert wait_for(lambda: seen.sizes() == [4])
+
+
+def test_a_bad_edit_is_an_error_and_the_fix_applies(config_file: Path, seen: Seen) -> None:
+    """An invalid edit is reported as one ConfigError naming the key and line; the fix applies."""
+    config_file.write_text(TEMPLATE.format(size=-2))
+    assert wait_for(lambda: seen.errors)
+    message = str(seen.errors[0])
+    assert str(config_file) in message and "container_pool_size (line 2)" in message
+    config_file.write_text(TEMPLATE.format(size=3))
+    assert wait_for(lambda: seen.sizes() == [3])
+
+
+def test_fixing_back_to_the_last_good_text_applies(config_file: Path, seen: Seen) -> None:
+    """After an error, restoring the exact previous text is reported again (it is the fix)."""
+    config_file.write_text(TEMPLATE.format(size=2))
+    assert wait_for(lambda: seen.sizes() == [2])
+    config_file.write_text("[sandbox\n")
+    assert wait_for(lambda: seen.errors)
+    config_file.write_text(TEMPLATE.format(size=2))
+    assert wait_for(lambda: seen.sizes() == [2, 2])
+
+
+def test_atomic_rename_save(config_file: Path, seen: Seen) -> None:
+    """An editor's save through a temporary file and a rename is seen."""
+    tmp = config_file.with_name(".config.toml.swp")
+    tmp.write_text(TEMPLATE.format(size=5))
+    os.replace(tmp, config_file)
+    assert wait_for(lambda: seen.sizes() == [5])
+
+
+def test_delete_and_recreate(config_file: Path, seen: Seen) -> None:
+    """A deleted file is an error (the last config stays); recreating it applies it."""
+    config_file.unlink()
+    assert wait_for(lambda: any("file not found" in str(e) for e in seen.errors))
+    config_file.write_text(TEMPLATE.format(size=6))
+    assert wait_for(lambda: seen.sizes() == [6])
+
+
+def test_other_files_in_the_folder_are_ignored(config_file: Path, seen: Seen) -> None:
+    """Changes to other files in the same folder report nothing."""
+    for i in range(5):
+        (config_file.parent / f"other-{i}.toml").write_text("x = 1")
+    time.sleep(0.5)
+    assert seen.sizes() == [] and seen.errors == []
+
+
+def test_a_burst_of_edits_ends_at_the_last_value(config_file: Path, seen: Seen) -> None:
+    """Twenty edits in one second end with the last one applied."""
+    for size in range(1, 21):
+        config_file.write_text(TEMPLATE.format(size=size))
+        time.sleep(0.05)
+    assert wait_for(lambda: seen.sizes() and seen.sizes()[-1] == 20)
+    assert len(seen.sizes()) < 20  # settled bursts are read once, not once per write
+
+
+def test_half_written_file_then_completed(config_file: Path, seen: Seen) -> None:
+    """A file caught half-written is an error; when the write completes, it applies."""
+    full = TEMPLATE.format(size=7)
+    config_file.write_text(full[:30])
+    assert wait_for(lambda: seen.errors)
+    config_file.write_text(full)
+    assert wait_for(lambda: seen.sizes() == [7])
+
+
+BASE = PoolConfig(spec=ContainerSpec(image="img:1"), size=1, name="w")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        pytest.param({}, ConfigChange(), id="nothing"),
+        pytest.param({"size": 3}, ConfigChange(live=("size",)), id="size"),
+        pytest.param(
+            {"max_containers": 3, "max_age": 9.0},
+            ConfigChange(live=("max_containers", "max_age")),
+            id="limits",
+        ),
+        pytest.param({"spec": ContainerSpec(image="img:2")}, ConfigChange(spec=True), id="spec"),
+        pytest.param({"name": "other"}, ConfigChange(restart=("name",)), id="name"),
+    ],
+)
+def test_diff_classifies_changes(changes: dict[str, object], expected: ConfigChange) -> None:
+    """diff() sorts differences into live keys, a spec change and restart-only keys."""
+    assert diff(BASE, attrs.evolve(BASE, **changes)) == expected
