@@ -280,3 +280,228 @@ def docker_events(docker_client: Any) -> Iterator[Callable[..., EventWatcher]]:
     yield make
     for w in watchers:
         w.close()
+
+
+# --------------------------------------------------------------------------- pools
+#: The health check the pool tests give their members (fast, one failed probe = unhealthy).
+POOL_PROBE = {"interval": 0.2, "timeout": 1.0, "retries": 1}
+POOL_PORT = 8000
+_DEFAULT = object()
+
+
+class PoolFactory:
+    """Builds `ContainerPool`s of the stand-in image for one test (see ``pool_factory``).
+
+    Every pool of a test shares the pool name ``self.name`` unless a test passes another one;
+    the spec carries the run label, so ``cleanup_containers`` removes every container a pool
+    made, claimed ones included, even when the test fails.
+    """
+
+    def __init__(self, client: Any, image: str, run_id: str) -> None:
+        self.client = client
+        self.image = image
+        self.run_id = run_id
+        self.name = f"t{uuid.uuid4().hex[:10]}"
+        self.pools: list[Any] = []
+
+    def healthcheck(self, **changes: Any) -> Any:
+        from dockpool import HealthCheck
+
+        return HealthCheck(test=["CMD", "stub-check"], **{**POOL_PROBE, **changes})
+
+    def spec(
+        self, *, env: dict[str, str] | None = None, healthcheck: Any = _DEFAULT, **fields: Any
+    ) -> Any:
+        """The stub image on port 8000 with the fast health check and the run label."""
+        from dockpool import ContainerSpec
+
+        return ContainerSpec(
+            image=fields.pop("image", self.image),
+            ports=fields.pop("ports", [POOL_PORT]),
+            environment=env or {},
+            labels={RUN_LABEL_KEY: self.run_id, **fields.pop("labels", {})},
+            healthcheck=self.healthcheck() if healthcheck is _DEFAULT else healthcheck,
+            **fields,
+        )
+
+    def __call__(
+        self,
+        size: int = 0,
+        *,
+        spec: Any = None,
+        name: str | None = None,
+        backoff: Any = None,
+        start: bool = True,
+        **options: Any,
+    ) -> Any:
+        """A new pool (started unless ``start=False``), closed at teardown."""
+        from dockpool import Backoff, ContainerPool
+
+        pool = ContainerPool(
+            spec if spec is not None else self.spec(),
+            size=size,
+            name=name or self.name,
+            backoff=backoff if backoff is not None else Backoff(base=0.05, cap=0.5),
+            **options,
+        )
+        self.pools.append(pool)
+        return pool.start() if start else pool
+
+    # -- the engine's view, by label -------------------------------------------------------
+    def containers(self, name: str | None = None) -> list[Any]:
+        """Every container (any state) carrying ``dockpool.pool=<name>``."""
+        label = f"dockpool.pool={name or self.name}"
+        return list(
+            self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+        )
+
+    def members(self, name: str | None = None, *, healthy: bool = False) -> dict[str, Any]:
+        """Unclaimed members on the engine (member name prefix), by id; optionally healthy only."""
+        prefix = f"dockpool-{name or self.name}-"
+        found = {c.id: c for c in self.containers(name) if c.name.startswith(prefix)}
+        if healthy:
+            found = {cid: c for cid, c in found.items() if container_health(c) == "healthy"}
+        return found
+
+    def close_all(self) -> list[str]:
+        problems = []
+        for pool in self.pools:
+            try:
+                pool.close(timeout=30)
+            except Exception as exc:  # report, but close the others too
+                problems.append(f"closing pool {pool.name}: {exc!r}")
+        return problems
+
+
+def container_health(container: Any) -> str | None:
+    """Health status per inspect (None when the container has no health check or is gone)."""
+    import docker.errors
+
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return None
+    health = container.attrs["State"].get("Health")
+    return health["Status"] if health else None
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1
+) -> Any:
+    """Poll `predicate` until it returns something truthy (returned); AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what} (last: {value!r})"
+            )
+        time.sleep(interval)
+
+
+def dockpool_threads() -> list[str]:
+    return [
+        t.name for t in threading.enumerate() if t.name.startswith("dockpool-") and t.is_alive()
+    ]
+
+
+@pytest.fixture
+def pool_factory(docker_client: Any, stub_image: str, run_id: str) -> Iterator[PoolFactory]:
+    """Factory of `ContainerPool`s of the stub image (unique pool name per test, fast back-off).
+
+    At teardown every pool is closed, then no thread named ``dockpool-*`` may be alive.
+    """
+    factory = PoolFactory(docker_client, stub_image, run_id)
+    yield factory
+    problems = factory.close_all()
+    # close() joins its threads before returning; a short grace only absorbs a thread that is
+    # past its last statement but not yet reaped.
+    deadline = time.monotonic() + 2.0
+    while dockpool_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not problems, problems
+    assert not dockpool_threads(), f"dockpool threads still alive after close: {dockpool_threads()}"
+
+
+class SignalRecorder:
+    """Records dockpool signals (payloads as dicts) until teardown disconnects every receiver."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any], float]] = []  # (signal, payload, when)
+        self._cond = threading.Condition()
+        self._connected: list[tuple[Any, Any]] = []
+
+    def listen(self, *names: str, sender: Any = None) -> SignalRecorder:
+        from blinker import ANY
+
+        from dockpool import signals
+
+        for name in names:
+            signal = getattr(signals, name)
+
+            def receive(_sender: Any, _name: str = name, **payload: Any) -> None:
+                with self._cond:
+                    self.records.append((_name, payload, time.monotonic()))
+                    self._cond.notify_all()
+
+            signal.connect(receive, sender=ANY if sender is None else sender, weak=False)
+            self._connected.append((signal, receive))
+        return self
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        with self._cond:
+            return [payload for n, payload, _ in self.records if n == name]
+
+    def timed(self, *names: str) -> list[tuple[str, dict[str, Any], float]]:
+        """The records of the named signals, in order, with their `time.monotonic()`."""
+        with self._cond:
+            return [r for r in self.records if r[0] in names]
+
+    def wait_for(
+        self, name: str, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for n, payload, _ in self.records:
+                    if n == name and predicate(payload):
+                        return payload
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [
+                        (n, {k: repr(v)[:80] for k, v in p.items()}) for n, p, _ in self.records
+                    ]
+                    raise AssertionError(
+                        f"no matching {name} within {timeout} s; seen: {seen[-30:]}"
+                    )
+                self._cond.wait(left)
+
+    def disconnect(self) -> None:
+        for signal, receiver in self._connected:
+            signal.disconnect(receiver)
+        self._connected.clear()
+
+
+@pytest.fixture
+def signal_recorder() -> Iterator[SignalRecorder]:
+    """``signal_recorder.listen("member_lost", ..., sender=pool)``; disconnected at teardown."""
+    recorder = SignalRecorder()
+    yield recorder
+    recorder.disconnect()
+
+
+def http_status(port: int, path: str = "/ready", timeout: float = 5.0) -> int | None:
+    """Status of GET http://127.0.0.1:<port><path>, or None when nothing answers over HTTP."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return None

@@ -78,7 +78,9 @@ def test_invalid_edit_keeps_the_pool_and_the_fix_applies(
     signal_recorder.listen("config_rejected", sender=pool)
     before = set(pool_factory.members())
     write_config(path, pool_factory, -1)
-    error = signal_recorder.wait_for("config_rejected", lambda p: True, timeout=10)["error"]
+    error = signal_recorder.wait_for(
+        "config_rejected", lambda p: "container_pool_size" in str(p["error"]), timeout=10
+    )["error"]
     assert "container_pool_size (line 2): must be >= 0, got -1" in str(error)
     time.sleep(0.5)
     assert set(pool_factory.members()) == before and pool.stats().size == 2

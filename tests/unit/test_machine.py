@@ -207,6 +207,7 @@ OBS = [
     pytest.param(State.CLAIMING, "running", "healthy", "session", State.CLAIMING, id="claiming"),
     pytest.param(State.CLAIMED, "exited", None, "session", State.CLAIMED, id="claimed"),
     pytest.param(State.RETIRING, "exited", None, NAME, State.RETIRING, id="retiring-exited"),
+    pytest.param(State.RETIRING, "running", "healthy", NAME, State.RETIRING, id="retiring-running"),
 ]
 
 
@@ -217,3 +218,16 @@ def test_resync_observation(
     """A resync observation is turned into the event it implies."""
     new, _ = m.transition(_member(state), m.Observed(status=status, health=health, name=name))
     assert new.state is expected
+
+
+@pytest.mark.parametrize("status", ["running", "exited", "dead", "created", "paused"])
+def test_retiring_member_still_listed_is_removed_again(status: str) -> None:
+    """A retiring member that a resync still finds (its remove failed) gets another remove."""
+    _, effects = m.transition(_member(State.RETIRING), m.Observed(status, None, NAME))
+    assert effects == (m.Remove(),)
+
+
+def test_retiring_member_renamed_by_someone_is_left_alone() -> None:
+    """A retiring member found under another name is someone else's now: no remove."""
+    _, effects = m.transition(_member(State.RETIRING), m.Observed("running", None, "theirs"))
+    assert effects == ()

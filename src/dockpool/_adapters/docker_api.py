@@ -56,7 +56,7 @@ def translated(what: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.ImageNotFound as exc:
-        raise ImageNotFoundError(f"{what}: image not found: {_explain(exc)}") from exc
+        raise ImageNotFoundError(f"{what}: {_explain(exc)}") from exc
     except docker.errors.NotFound as exc:
         message = _explain(exc)
         if "image" in message.lower():

@@ -276,12 +276,11 @@ def transition(member: Member, event: Event) -> tuple[Member, Effects]:
     if state in TERMINAL:
         return member, NOTHING
     if isinstance(event, Observed):
+        if state is State.RETIRING:  # still there: the remove failed earlier; try again
+            renamed = event.name.lstrip("/") != member.name
+            return member, NOTHING if renamed else (Remove(),)
         implied = _observed_as(member, event)
-        if implied is None:
-            if state is State.RETIRING:  # a remove that failed earlier: try again
-                return member, (Remove(),)
-            return member, NOTHING
-        return transition(member, implied)
+        return (member, NOTHING) if implied is None else transition(member, implied)
     if state is State.CREATING:
         return _creating(member, event)
     if state is State.RETIRING:

@@ -263,8 +263,8 @@ class Engine:
     def sweep_unclaimed(self) -> None:
         """Remove any unclaimed member left on the engine (e.g. a create that raced a close)."""
         name = self.config.name
-        with self.lock:
-            claiming = self.table.ids()
+        with self.lock:  # a member still retiring here had its remove fail: sweep it too
+            claiming = {mem.container_id for mem in self.table if mem.state is m.State.CLAIMING}
         try:
             for view in self.adapter.list({POOL_LABEL: name}):
                 if is_member_name(name, view.name) and view.id not in claiming:

@@ -160,6 +160,10 @@ class ContainerPool:
         if again:
             logger.info("pool {}: event stream restored; resyncing", self.name)
             signals.send("stream_restored", self)
+            engine = self._engine
+            if engine is not None:  # creates that failed while the engine was away were not
+                with engine.lock:  # the members' fault: refill at once, without back-off
+                    engine.backoff.succeed()
         reconciler.request_resync()
 
     def _on_lost(self, reason: str, retry_in: float) -> None:
