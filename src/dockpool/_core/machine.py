@@ -17,11 +17,52 @@ happens to it afterwards is the pool's business.
 from __future__ import annotations
 
 import enum
-from typing import Any, NewType, TypeAlias
+from typing import Any, NewType
 
 import attrs
 
-ContainerId = NewType("ContainerId", str)
+from dockpool._core.effects import (
+    NOTHING,
+    Create,
+    Effect,
+    Effects,
+    Failure,
+    Notify,
+    Remove,
+    Rename,
+    Replace,
+    Start,
+)
+from dockpool._core.member_events import (
+    EVENT_TYPES,
+    ClaimFailed,
+    ClaimRequested,
+    ClaimSucceeded,
+    ContainerId,
+    Created,
+    CreateFailed,
+    Destroyed,
+    Died,
+    Event,
+    Healthy,
+    Observed,
+    Oom,
+    Paused,
+    Renamed,
+    RetireRequested,
+    Started,
+    StartFailed,
+    Unhealthy,
+)
+
+__all__ = [
+    "EVENT_TYPES", "HOLDING", "LIVE", "NOTHING", "TERMINAL", "ClaimFailed", "ClaimRequested",
+    "ClaimSucceeded", "ContainerId", "Create", "CreateFailed", "Created", "Destroyed", "Died",
+    "Effect", "Effects", "Event", "Failure", "Healthy", "Member", "MemberKey", "Notify",
+    "Observed", "Oom", "Paused", "Remove", "Rename", "Renamed", "Replace", "RetireRequested",
+    "Start", "StartFailed", "Started", "State", "Unhealthy", "provision", "transition",
+]  # fmt: skip
+
 MemberKey = NewType("MemberKey", str)
 
 
@@ -57,169 +98,6 @@ class Member:
     born: float = 0.0  # pool clock time of provisioning (for max_age)
     fingerprint: str = ""  # the spec it is made of (a config reload can change the pool's spec)
     dead: bool = False  # died while a claim's rename was in flight
-
-
-# -- events ------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Created:
-    """The create call returned the container's id."""
-
-    container_id: ContainerId
-
-
-@attrs.frozen
-class CreateFailed:
-    """The create call failed (e.g. missing image)."""
-
-    reason: str
-
-
-@attrs.frozen
-class Started:
-    """The start call returned, or Docker reported `start`."""
-
-
-@attrs.frozen
-class StartFailed:
-    """The start call failed; Docker emits no event for this."""
-
-    reason: str
-
-
-@attrs.frozen
-class Healthy:
-    """Docker reported `health_status: healthy`."""
-
-
-@attrs.frozen
-class Unhealthy:
-    """Docker reported `health_status: unhealthy`."""
-
-
-@attrs.frozen
-class Died:
-    """Docker reported `die` (exit code when known)."""
-
-    exit_code: int | None = None
-
-
-@attrs.frozen
-class Oom:
-    """Docker reported `oom`: the kernel killed a process of the container."""
-
-
-@attrs.frozen
-class Destroyed:
-    """The container no longer exists (`destroy` event, a completed remove, or absent at resync)."""
-
-
-@attrs.frozen
-class Renamed:
-    """Someone else renamed the container: it now belongs to them."""
-
-    new_name: str
-
-
-@attrs.frozen
-class Paused:
-    """Someone paused the container: it cannot serve a claim."""
-
-
-@attrs.frozen
-class ClaimRequested:
-    """A claimer picked this member and asks to rename it to `session_name`."""
-
-    session_name: str
-
-
-@attrs.frozen
-class ClaimSucceeded:
-    """The claim's rename went through."""
-
-
-@attrs.frozen
-class ClaimFailed:
-    """The claim's rename failed; `alive` says whether the member can go back to the pool."""
-
-    reason: str
-    alive: bool = True
-
-
-@attrs.frozen
-class RetireRequested:
-    """The pool wants this member gone (shrink, max age, spec change, shutdown)."""
-
-    reason: str
-    replace: bool = False
-
-
-@attrs.frozen
-class Observed:
-    """A resync's view of the container: the truth that events only hint at."""
-
-    status: str  # Docker's State.Status: created, running, paused, restarting, exited, dead
-    health: str | None  # None (no health check), "starting", "healthy" or "unhealthy"
-    name: str
-
-
-Event: TypeAlias = (
-    Created | CreateFailed | Started | StartFailed | Healthy | Unhealthy | Died | Oom | Destroyed
-    | Renamed | Paused | ClaimRequested | ClaimSucceeded | ClaimFailed | RetireRequested | Observed
-)  # fmt: skip
-EVENT_TYPES: tuple[type, ...] = Event.__args__
-
-# -- effects -----------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Create:
-    """Create the container (named `member.name`, labelled with the pool and spec)."""
-
-
-@attrs.frozen
-class Start:
-    """Start the created container."""
-
-
-@attrs.frozen
-class Rename:
-    """Rename the container to the claimer's session name (the claim's atomic lock)."""
-
-    new_name: str
-
-
-@attrs.frozen
-class Remove:
-    """Remove the container (forcefully: it is the pool's own and unclaimed)."""
-
-
-@attrs.frozen
-class Replace:
-    """The member left the pool for `reason`; the pool should make a new one."""
-
-    reason: str
-
-
-@attrs.frozen
-class Failure:
-    """The member failed before becoming ready: counts toward back-off and `pool_degraded`."""
-
-    reason: str
-
-
-@attrs.frozen
-class Notify:
-    """Announce a fact about the member through the named signal."""
-
-    signal: str
-    reason: str = ""
-
-
-Effect: TypeAlias = Create | Start | Rename | Remove | Replace | Failure | Notify
-Effects: TypeAlias = tuple[Effect, ...]
-NOTHING: Effects = ()
 
 
 def provision(
