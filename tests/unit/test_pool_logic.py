@@ -280,3 +280,12 @@ def test_adopts_and_removes_an_earlier_runs_members(
     finally:
         pool.close(timeout=5)
     assert set(docker.containers) == {claimed, foreign}
+
+
+def test_resync_interval_zero_means_no_periodic_resync(make_pool: Any, docker: FakeDocker) -> None:
+    """resync_interval = 0 turns the periodic resync off; the pool still fills and serves."""
+    pool = make_pool(1, resync_interval=0)
+    pool.wait_until_full(timeout=5)
+    assert pool.claim("s1").from_pool
+    pool.wait_until_full(timeout=5)
+    assert pool.stats().resyncs == 1  # only the one after connecting

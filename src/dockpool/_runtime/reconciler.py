@@ -80,11 +80,12 @@ class Reconciler:
                 elif item == _RESYNC:
                     self.resync()
                 self._timers()
+                engine.top_up()
             except Exception:  # the reconciler must outlive any single bad event
                 logger.opt(exception=True).error("reconciler failed on {!r}", item)
-            engine.top_up()
 
-    def _sleep_time(self) -> float:
+    def _sleep_time(self) -> float | None:
+        """Seconds until the next deadline; None (sleep until woken) when there is none."""
         engine = self.engine
         now = engine.clock()
         deadlines = [self._next_resync]
@@ -94,7 +95,8 @@ class Reconciler:
             expiry = engine.table.next_expiry(engine.config.max_age)
         if expiry is not None:
             deadlines.append(expiry)
-        return max(0.01, min(deadlines) - now)
+        nearest = min(deadlines)
+        return None if nearest == float("inf") else max(0.01, nearest - now)
 
     def _timers(self) -> None:
         engine = self.engine
