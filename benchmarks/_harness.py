@@ -100,15 +100,20 @@ class BenchRun:
             ),
         )
 
-    def pool(self, what: str, size: int, **options: Any) -> ContainerPool:
-        """A started pool of this run's spec, closed by `close()` at the latest."""
-        pool = ContainerPool(self.spec(), size=size, name=self.pool_name(what), **options)
+    def pool(
+        self, what: str, size: int, *, spec: ContainerSpec | None = None, **options: Any
+    ) -> ContainerPool:
+        """A started pool of `spec` (default: this run's stand-in spec), closed by `close()` at
+        the latest. A spec of another image should carry `self.label` too (for the sweep)."""
+        pool = ContainerPool(spec or self.spec(), size=size, name=self.pool_name(what), **options)
         self.pools.append(pool)
         return pool.start()
 
     @contextlib.contextmanager
-    def session(self, what: str, size: int, **options: Any) -> Iterator[ContainerPool]:
-        pool = self.pool(what, size, **options)
+    def session(
+        self, what: str, size: int, *, spec: ContainerSpec | None = None, **options: Any
+    ) -> Iterator[ContainerPool]:
+        pool = self.pool(what, size, spec=spec, **options)
         try:
             yield pool
         finally:

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from benchmarks._harness import BenchRun, Result, outliers
-from dockpool import ContainerPool, signals
+from dockpool import ContainerPool, ContainerSpec, signals
 
 FULL_TIMEOUT = 180.0
 
@@ -70,10 +70,10 @@ def _result(title: str, samples: list[ClaimSample], **values: object) -> Result:
     return res
 
 
-def sequential(run: BenchRun, n: int, size: int = 5) -> Result:
+def sequential(run: BenchRun, n: int, size: int = 5, spec: ContainerSpec | None = None) -> Result:
     """N claims one after another, each from a full pool (we wait for the refill first)."""
     samples: list[ClaimSample] = []
-    with run.session("seq", size) as pool:
+    with run.session("seq", size, spec=spec) as pool:
         for i in range(n):
             waited = _wait_full(pool)
             sample, cid = _claim(pool, f"{pool.name}-s{i}", 0, i)
@@ -88,7 +88,9 @@ def sequential(run: BenchRun, n: int, size: int = 5) -> Result:
     return res
 
 
-def concurrent(run: BenchRun, claimers: int, rounds: int) -> Result:
+def concurrent(
+    run: BenchRun, claimers: int, rounds: int, spec: ContainerSpec | None = None
+) -> Result:
     """`claimers` threads released together by a barrier against a full pool of that size."""
     samples: list[ClaimSample] = []
     overlap: list[int] = []  # per round: replacement creates begun before the last claim ended
@@ -98,7 +100,7 @@ def concurrent(run: BenchRun, claimers: int, rounds: int) -> Result:
         creating.append(time.perf_counter())
 
     opts = {"max_containers": 2 * claimers + 2}
-    with run.session("conc", claimers, **opts) as pool:
+    with run.session("conc", claimers, spec=spec, **opts) as pool:
         signals.member_creating.connect(count, sender=pool, weak=False)
         try:
             for rnd in range(rounds):

@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks._activity import EventReader
 from benchmarks._harness import BenchRun, Result, outliers
-from dockpool import POOL_LABEL, ContainerPool, PoolTimeoutError, signals
+from dockpool import POOL_LABEL, ContainerPool, ContainerSpec, PoolTimeoutError, signals
 
 WATCHED = ("member_lost", "member_creating", "member_ready", "member_retired")
 WAIT = 60.0
@@ -119,13 +119,15 @@ def _secs(a: int | None, b: int | None) -> float | None:
     return None if a is None or b is None else (b - a) / 1e9
 
 
-def run_kills(run: BenchRun, n: int, size: int = 3) -> Result:
+def run_kills(
+    run: BenchRun, n: int, size: int = 3, spec: ContainerSpec | None = None, **options: Any
+) -> Result:
     kills: list[Kill] = []
-    with run.session("repl", size) as pool:
+    with run.session("repl", size, spec=spec, **options) as pool:
         rec, dies = SignalRecorder(pool), DieReader(pool.name)
         try:
             for i in range(n):
-                _settle(pool)
+                settle(pool)
                 kills.append(_kill_one(run, pool, rec, dies, i))
         finally:
             rec.close()
@@ -133,16 +135,16 @@ def run_kills(run: BenchRun, n: int, size: int = 3) -> Result:
     return _report(kills, size)
 
 
-def _settle(pool: ContainerPool) -> None:
+def settle(pool: ContainerPool, timeout: float = WAIT) -> None:
     """Full, and nothing warming or being removed: the next kill starts from a quiet pool."""
-    deadline = time.monotonic() + WAIT
-    pool.wait_until_full(timeout=WAIT)
+    deadline = time.monotonic() + timeout
+    pool.wait_until_full(timeout=timeout)
     while time.monotonic() < deadline:
         st = pool.stats()
         if st.ready >= st.size and st.warming == 0 and st.retiring == 0:
             return
         time.sleep(0.05)
-    raise PoolTimeoutError(f"pool {pool.name} did not settle in {WAIT} s")
+    raise PoolTimeoutError(f"pool {pool.name} did not settle in {timeout} s")
 
 
 def _kill_one(

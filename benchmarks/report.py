@@ -15,8 +15,8 @@ def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{1e3 * value:9.1f}"
 
 
-def render_header(meta: dict[str, Any], out: TextIO) -> None:
-    out.write("dockpool pool metrics\n")
+def render_header(meta: dict[str, Any], out: TextIO, title: str = "dockpool pool metrics") -> None:
+    out.write(f"{title}\n")
     for key, value in meta.items():
         out.write(f"  {key:<22} {value}\n")
     out.write("\n")
@@ -41,21 +41,23 @@ def render(result: Result, out: TextIO) -> None:
     out.flush()
 
 
-def to_json(meta: dict[str, Any], results: list[Result], path: str) -> None:
-    doc = {
-        "meta": meta,
-        "results": [
-            {
-                "title": r.title,
-                "summaries_seconds": {k: summary(v) for k, v in r.series.items()},
-                "samples_seconds": r.series,
-                "values": r.values,
-                "notes": r.notes,
-                "raw": r.raw,
-            }
-            for r in results
-        ],
+def result_doc(r: Result) -> dict[str, Any]:
+    """One result as JSON-able data: every series' samples (seconds) and their summaries."""
+    return {
+        "title": r.title,
+        "summaries_seconds": {k: summary(v) for k, v in r.series.items()},
+        "samples_seconds": r.series,
+        "values": r.values,
+        "notes": r.notes,
+        "raw": r.raw,
     }
+
+
+def to_json(meta: dict[str, Any], results: list[Result], path: str) -> None:
+    write_json({"meta": meta, "results": [result_doc(r) for r in results]}, path)
+
+
+def write_json(doc: dict[str, Any], path: str) -> None:
     with open(path, "w") as f:
         json.dump(_finite(doc), f, indent=1, default=str)
         f.write("\n")

@@ -23,7 +23,7 @@ from benchmarks._harness import (
     proc_cpu,
     vm_rss_kib,
 )
-from dockpool import POOL_LABEL, ContainerPool, signals
+from dockpool import POOL_LABEL, ContainerPool, ContainerSpec, signals
 
 SETTLE = 2.0  # seconds between "full" and the window: the last health events arrive
 
@@ -69,17 +69,24 @@ def _threads_cpu() -> dict[str, float]:
     return out
 
 
-def idle_and_rss(run: BenchRun, seconds: float, size: int = 5) -> tuple[Result, Result]:
+def idle_and_rss(
+    run: BenchRun,
+    seconds: float,
+    size: int = 5,
+    spec: ContainerSpec | None = None,
+    full_timeout: float = 120.0,
+    **options: Any,
+) -> tuple[Result, Result]:
     rss_base = vm_rss_kib()
     events = [0]
 
     def count(sender: object, **payload: Any) -> None:
         events[0] += 1
 
-    with run.session("idle", size) as pool:
+    with run.session("idle", size, spec=spec, **options) as pool:
         signals.docker_event.connect(count, sender=pool, weak=False)
         try:
-            pool.wait_until_full(timeout=120)
+            pool.wait_until_full(timeout=full_timeout)
             time.sleep(SETTLE)
             window = _window(run, pool, seconds, events)
         finally:

@@ -2,16 +2,20 @@
 
 dockpool run --config config.toml      run a pool until SIGINT/SIGTERM, logging every change
 dockpool config --config config.toml   validate a config file and print it as JSON
+dockpool bench [--agent-server|--smoke|--help ...]   benchmark pooled against cold (a checkout's
+                                       benchmarks/ package; not installed with dockpool)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -34,7 +38,55 @@ def _parser() -> argparse.ArgumentParser:
     )
     show = sub.add_parser("config", help="validate a config file and print it as JSON")
     show.add_argument("--config", default="config.toml", help="path of config.toml")
+    bench = sub.add_parser(
+        "bench",
+        add_help=False,
+        help="time to the first ready conversation, pooled against cold (`dockpool bench "
+        "--help`; needs the benchmarks/ folder of a dockpool checkout)",
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
     return parser
+
+
+def _bench_argv(argv: Sequence[str]) -> tuple[bool, list[str]] | None:
+    """(verbose, the benchmark's arguments) for `dockpool [-v] bench ...`; else None."""
+    verbose = False
+    for i, arg in enumerate(argv):
+        if arg in ("-v", "--verbose"):
+            verbose = True
+        elif arg == "bench":
+            return verbose, list(argv[i + 1 :])
+        else:
+            return None
+    return None
+
+
+def _bench(args: list[str], verbose: bool) -> int:
+    """Run `benchmarks.bench` from the checkout around the current directory (or around this
+    file, for an editable install): the benchmarks are not installed with dockpool."""
+    here = Path(__file__).resolve()
+    roots = [Path.cwd(), *Path.cwd().parents, *here.parents[1:3]]
+    found = next((r for r in roots if (r / "benchmarks" / "bench.py").is_file()), None)
+    if found is None:
+        print(
+            "dockpool bench: no benchmarks/ folder found: the benchmarks are not installed with "
+            "dockpool; run `dockpool bench` from a dockpool checkout (the repository root or a "
+            "folder below it)",
+            file=sys.stderr,
+        )
+        return 2
+    root = found.resolve()
+    sys.path.insert(0, str(root))
+    module = importlib.import_module("benchmarks.bench")
+    if Path(module.__file__ or "").resolve().parent != root / "benchmarks":
+        print(
+            f"dockpool bench: `benchmarks` resolves to {module.__file__}, not {root}/benchmarks",
+            file=sys.stderr,
+        )
+        return 2
+    if verbose:
+        _setup_logging(True)
+    return int(module.main(args))
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -135,6 +187,9 @@ def _run(path: str, docker_url: str | None, watch: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dockpool` command."""
+    bench = _bench_argv(sys.argv[1:] if argv is None else argv)
+    if bench is not None:
+        return _bench(bench[1], verbose=bench[0])
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
