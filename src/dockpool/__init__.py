@@ -8,7 +8,7 @@ The library logs through loguru but stays silent until the host enables it with
 from loguru import logger
 
 from dockpool import signals
-from dockpool._core.config import PoolConfig
+from dockpool._core.config import ConfigChange, PoolConfig
 from dockpool._core.errors import (
     ClaimError,
     ConfigError,
@@ -39,6 +39,7 @@ __all__ = [
     "SPEC_LABEL",
     "Backoff",
     "ClaimError",
+    "ConfigChange",
     "ConfigError",
     "ContainerEvent",
     "ContainerNotFoundError",

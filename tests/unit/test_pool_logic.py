@@ -289,3 +289,14 @@ def test_resync_interval_zero_means_no_periodic_resync(make_pool: Any, docker: F
     assert pool.claim("s1").from_pool
     pool.wait_until_full(timeout=5)
     assert pool.stats().resyncs == 1  # only the one after connecting
+
+
+def test_try_claim_never_cold_starts(make_pool: Any, docker: FakeDocker) -> None:
+    """try_claim serves from the pool, and returns None instead of cold-starting."""
+    pool = make_pool(1)
+    pool.wait_until_full(timeout=5)
+    first = pool.try_claim("s1")
+    assert first is not None and first.from_pool
+    pool.resize(0)
+    assert pool.try_claim("s2") is None
+    assert not any(c.name == "s2" for c in docker.containers.values())

@@ -12,7 +12,7 @@ def test_all_is_pinned() -> None:
     """`dockpool.__all__` lists exactly the public names."""
     assert sorted(dockpool.__all__) == sorted(
         [
-            "POOL_LABEL", "SPEC_LABEL", "Backoff", "ClaimError", "ConfigError", "ContainerEvent",
+            "POOL_LABEL", "SPEC_LABEL", "Backoff", "ClaimError", "ConfigChange", "ConfigError", "ContainerEvent",
             "ContainerPool", "Lease", "PoolStats",
             "ContainerNotFoundError", "ContainerSpec", "DaemonUnavailableError", "DockerError",
             "DockpoolError", "HealthCheck", "ImageNotFoundError", "NameConflictError",

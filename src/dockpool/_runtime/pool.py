@@ -209,6 +209,15 @@ class ContainerPool:
         wait = engine.config.ready_timeout if timeout is None else timeout
         return cold_start(engine, self._reconciler, session_name, started, wait)
 
+    def try_claim(self, session_name: str) -> Lease | None:
+        """Like `claim`, but only from the pool: None (and nothing created) when none is ready.
+
+        For hosts that have a cold path of their own and want to take it themselves.
+        """
+        engine = self._running()
+        check_name(session_name)
+        return claim_from_pool(engine, session_name, time.perf_counter())
+
     async def aclaim(self, session_name: str, *, timeout: float | None = None) -> Lease:
         """`claim` for asyncio hosts: runs in a worker thread, never blocks the event loop."""
         return await asyncio.to_thread(self.claim, session_name, timeout=timeout)
