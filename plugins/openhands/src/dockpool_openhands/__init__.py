@@ -1,0 +1,45 @@
+"""dockpool for OpenHands: sandboxes handed over from a pool of pre-started, healthy containers.
+
+OpenHands 1.x (the V1 app server), one environment variable:
+
+    OH_SANDBOX_KIND=dockpool_openhands.PooledDockerSandboxServiceInjector
+
+OpenHands 0.62 (the V0 runtime), one line in OpenHands' config.toml:
+
+    [core]
+    runtime = "dockpool_openhands.PooledDockerRuntime"
+
+The two OpenHands generations cannot share one environment, so the names are resolved lazily:
+importing this package imports neither, and each name imports only its own generation's code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "PooledDockerSandboxServiceInjector": "dockpool_openhands.sandbox_injector",
+    "PooledDockerSandboxService": "dockpool_openhands.sandbox_service",
+    "PooledDockerRuntime": "dockpool_openhands.runtime_v0",
+    "PoolRegistry": "dockpool_openhands.registry",
+    "PoolSettings": "dockpool_openhands.pool",
+    "REGISTRY": "dockpool_openhands.registry",
+}
+
+__all__ = [*sorted(_LAZY), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dockpool_openhands' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

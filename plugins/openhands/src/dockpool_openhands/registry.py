@@ -1,0 +1,200 @@
+"""Pools that outlive a request: one per effective container spec, drained at shutdown.
+
+OpenHands makes a new sandbox service (V1) or runtime (V0) per request or session, so the pools
+live here, at module level (`REGISTRY`), keyed by the `ContainerSpec` a sandbox would be made
+of. A spec that has no pool yet gets one on first use; a pool that cannot start (engine down,
+image not on the engine yet) is retried after `RETRY_AFTER` seconds, and meanwhile every
+sandbox takes OpenHands' own cold path.
+
+Claim times: a claimed member's Docker `Created` time is the pool-fill time, and labels cannot
+change after creation, so the registry remembers when each member was claimed (container ID ->
+UTC time) for as long as the process lives. It is the sandbox's `created_at` for OpenHands.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from collections.abc import Hashable, Iterator
+from datetime import UTC, datetime
+
+from loguru import logger
+
+from dockpool import (
+    ContainerPool,
+    ContainerSpec,
+    DockpoolError,
+    Lease,
+    PoolClosedError,
+    PoolConfig,
+)
+from dockpool_openhands.pool import PoolSettings, SandboxPool, ignored_keys
+
+__all__ = ["MEMBER_PREFIX", "REGISTRY", "PoolRegistry", "PoolSettings", "SandboxPool", "pool_name"]
+
+#: Seconds before a spec whose pool failed to start is tried again.
+RETRY_AFTER = 30.0
+#: Member names are `dockpool-<pool>-<token>` (dockpool's own prefix).
+MEMBER_PREFIX = "dockpool-"
+
+
+class PoolRegistry:
+    """The process's pools, by spec; claim times; shutdown. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pools: dict[ContainerSpec, SandboxPool] = {}
+        self._failed: dict[ContainerSpec, float] = {}
+        self._claims: dict[str, tuple[str, datetime]] = {}  # container ID -> (name, claimed at)
+        self._closed = False
+        self._hooked = False
+        self._headroom: int | None = None
+        self._routes: dict[Hashable, SandboxPool] = {}
+
+    def pools(self) -> Iterator[SandboxPool]:
+        with self._lock:
+            return iter(list(self._pools.values()))
+
+    def pool_for(self, spec: ContainerSpec, settings: PoolSettings) -> SandboxPool | None:
+        """The running pool for `spec`, started on first use; None when it cannot run now."""
+        with self._lock:
+            if self._closed:
+                return None
+            pool = self._pools.get(spec)
+            if pool is not None:
+                return pool if pool.started else None
+            failed = self._failed.get(spec)
+            if failed is not None and time.monotonic() - failed < RETRY_AFTER:
+                return None
+            try:
+                pool = _start_pool(spec, settings, self._room_left())
+            except DockpoolError as exc:
+                logger.warning(
+                    "no pool for {} (cold starts until it can start): {}", spec.image, exc
+                )
+                self._failed[spec] = time.monotonic()
+                return None
+            self._failed.pop(spec, None)
+            self._pools[spec] = pool
+            if not self._hooked:
+                atexit.register(self.close_all)
+                self._hooked = True
+            return pool
+
+    def try_claim(self, pool: ContainerPool, name: str) -> Lease | None:
+        """Rename a ready member of `pool` to `name`; None when it has none ready (or is closed),
+        so that the caller takes OpenHands' own cold path."""
+        try:
+            if not pool.started:
+                return None
+            lease = pool.try_claim(name)
+        except PoolClosedError:
+            return None
+        if lease is None:
+            return None
+        with self._lock:
+            self._claims[lease.container_id] = (lease.name, datetime.now(UTC))
+        return lease
+
+    def claimed_at(self, container_id: str) -> datetime | None:
+        """When this process claimed the container (None: not claimed here)."""
+        entry = self._claims.get(container_id)
+        return entry[1] if entry else None
+
+    def forget(self, name: str) -> None:
+        """Drop the claim record of the container named `name` (it was deleted)."""
+        with self._lock:
+            for cid in [c for c, (n, _) in self._claims.items() if n == name]:
+                del self._claims[cid]
+
+    def set_headroom(self, headroom: int | None) -> None:
+        """Let the pools hold at most `headroom` members in all (None: no bound), oldest first.
+
+        A pool started later gets what its elders leave."""
+        with self._lock:
+            self._headroom = None if headroom is None else max(0, headroom)
+            pools = list(self._pools.values())
+        left = self._headroom
+        for pool in pools:
+            pool.set_cap(left)
+            if left is not None:
+                left -= min(pool.desired, left)
+
+    def _room_left(self) -> int | None:
+        """Headroom not taken by the existing pools (call with the lock held)."""
+        if self._headroom is None:
+            return None
+        taken = sum(
+            min(p.desired, p.cap if p.cap is not None else p.desired) for p in self._pools.values()
+        )
+        return max(0, self._headroom - taken)
+
+    def has_pools(self) -> bool:
+        with self._lock:
+            return bool(self._pools)
+
+    def remember(self, request: Hashable, pool: SandboxPool) -> None:
+        """Note that sandboxes asked for as `request` come from `pool`."""
+        with self._lock:
+            self._routes[request] = pool
+
+    def known_empty(self, request: Hashable) -> bool:
+        """True if `request` is known to come from a pool with no ready member right now, so
+        the caller can take its cold path without working out the spec again."""
+        with self._lock:
+            pool = self._routes.get(request)
+        return pool is not None and pool.started and pool.stats().ready == 0
+
+    def close_all(self, timeout: float = 30.0) -> None:
+        """Remove every unclaimed member of every pool (claimed ones keep running). Idempotent."""
+        with self._lock:
+            self._closed = True
+            pools = list(self._pools.values())
+            self._pools.clear()
+            self._routes.clear()
+        for pool in pools:
+            try:
+                pool.close(timeout=timeout)
+            except Exception as exc:  # shutdown must go on with the other pools
+                logger.warning("closing pool {} failed: {}", pool.name, exc)
+
+    def reopen(self) -> None:
+        """Accept new pools again after `close_all` (tests, or a host that restarts in-process)."""
+        with self._lock:
+            self._closed = False
+            self._failed.clear()
+
+
+def pool_name(settings_name: str, spec: ContainerSpec) -> str:
+    """`<name>-<spec fingerprint>`: stable across restarts (so crash leftovers are adopted or
+    removed) and distinct per spec (pools of one name must share one spec)."""
+    return f"{settings_name[:32]}-{spec.fingerprint()[:8]}"
+
+
+def _start_pool(spec: ContainerSpec, settings: PoolSettings, cap: int | None) -> SandboxPool:
+    config = settings.pool_config(spec)
+    ignored: list[str] = []
+    if settings.config_path is not None:
+        try:
+            config = PoolConfig.from_toml(settings.config_path)
+            ignored = ignored_keys(config.spec)
+        except DockpoolError as exc:
+            logger.error("{} (using the built-in pool settings until it is fixed)", exc)
+    pool = SandboxPool(spec, config, pool_name(config.name, spec), cap)
+    if ignored:
+        logger.info(
+            "pool {}: {} ignored: the sandbox spec defines the container", pool.name, ignored
+        )
+    pool.start()
+    if settings.config_path is not None:
+        try:
+            pool.watch_config(settings.config_path)
+        except Exception as exc:  # the pool runs on; only hot reload is missing
+            logger.error("pool {}: cannot watch {}: {}", pool.name, settings.config_path, exc)
+    logger.info("pool {}: {} warm members of {}", pool.name, pool.config.size, spec.image)
+    return pool
+
+
+#: The process's registry: V1 services and V0 runtimes share it.
+REGISTRY = PoolRegistry()

@@ -1,0 +1,186 @@
+"""`PooledDockerSandboxService`: OpenHands' Docker sandbox service, served from a warm pool.
+
+Only `start_sandbox` changes what happens: it renames a warm, healthy pool member (made with
+exactly the arguments the stock service would use for that sandbox spec) to
+`<container_name_prefix><sandbox_id>` and reports it RUNNING at once. With no ready member (or
+no pool), it is the stock cold path, `super().start_sandbox`. Everything else is read back from
+the container by name, as the stock service does; unclaimed members are named
+`dockpool-<pool>-...`, which never matches the service's prefix, so OpenHands never sees them.
+
+`created_at` of a claimed sandbox is its claim time (see `registry`), so a fresh claim never
+looks oldest to `pause_old_sandboxes`. Capacity: warm members count against
+`max_num_sandboxes` (they are agent servers too): the pools hold at most
+`max_num_sandboxes - running sandboxes` members and yield to real sandboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import base62
+from openhands.app_server.sandbox.docker_sandbox_service import DockerSandboxService
+from openhands.app_server.sandbox.sandbox_models import SandboxInfo
+from openhands.app_server.sandbox.sandbox_spec_models import SandboxSpecInfo
+from openhands.app_server.sandbox.sandbox_spec_service import resolve_sandbox_spec
+
+from dockpool import DockpoolError
+from dockpool_openhands.probes import docker_image_config
+from dockpool_openhands.registry import (
+    MEMBER_PREFIX,
+    REGISTRY,
+    PoolRegistry,
+    PoolSettings,
+    SandboxPool,
+)
+from dockpool_openhands.v1_spec import poolable, sandbox_container_spec
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PooledDockerSandboxService(DockerSandboxService):
+    """`DockerSandboxService` + a pool. `pool_settings=None` is exactly the stock service."""
+
+    pool_settings: PoolSettings | None = None
+    registry: PoolRegistry = field(default=REGISTRY)
+
+    # -- the pool ---------------------------------------------------------------------------
+
+    async def prepare_pool(self, sandbox_spec_id: str | None = None) -> SandboxPool | None:
+        """The pool for sandboxes of `sandbox_spec_id` (default: the default spec), started
+        (warming in the background) if it was not; None when this service does not pool."""
+        if self.pool_settings is None or self._why_not_pooled() is not None:
+            return None
+        sandbox_spec = await resolve_sandbox_spec(
+            sandbox_spec_id, self.default_sandbox_spec_id, self.sandbox_spec_service, _logger
+        )
+        return self._pool_for(sandbox_spec)
+
+    def _why_not_pooled(self) -> str | None:
+        reason = poolable(self)
+        prefix = self.container_name_prefix
+        overlaps = prefix.startswith(MEMBER_PREFIX) or MEMBER_PREFIX.startswith(prefix)
+        if reason is None and overlaps:
+            reason = f"container_name_prefix {prefix!r} could match warm members' names"
+        return reason
+
+    def _pool_for(self, sandbox_spec: SandboxSpecInfo) -> SandboxPool | None:
+        assert self.pool_settings is not None
+        image_config = docker_image_config(self.docker_client, sandbox_spec.id)
+        if image_config is None:
+            return None  # not on the engine (yet): the stock path pulls it
+        spec = sandbox_container_spec(self, sandbox_spec, dict(image_config))
+        if not self.registry.has_pools():
+            self._refresh_capacity(force=True)
+        return self.registry.pool_for(spec, self.pool_settings)
+
+    def _refresh_capacity(self, *, force: bool = False, running: int | None = None) -> None:
+        """Cap the pools at `max_num_sandboxes` minus the sandboxes running now."""
+        if self.pool_settings is None or not (force or self.registry.has_pools()):
+            return
+        if running is None:
+            running = self._count_running()
+        if running is not None:
+            self.registry.set_headroom(self.max_num_sandboxes - running)
+
+    def _count_running(self) -> int | None:
+        """Containers with the service's prefix that Docker reports running (one cheap list:
+        no inspect, no health probe); None if the engine cannot say."""
+        try:
+            rows = self.docker_client.api.containers(filters={"status": "running"})
+        except Exception as exc:  # the next call tries again; the pools keep their size
+            _logger.warning(f"dockpool: cannot count running sandboxes: {exc}")
+            return None
+        return sum(
+            1
+            for row in rows
+            if any(
+                str(name).lstrip("/").startswith(self.container_name_prefix)
+                for name in row.get("Names") or ()
+            )
+        )
+
+    # -- overrides --------------------------------------------------------------------------
+
+    async def start_sandbox(
+        self, sandbox_spec_id: str | None = None, sandbox_id: str | None = None
+    ) -> SandboxInfo:
+        """A warm member renamed to the sandbox's name; the stock cold start when none is."""
+        info = await self._start_from_pool(sandbox_spec_id, sandbox_id)
+        if info is None:
+            info = await super().start_sandbox(sandbox_spec_id, sandbox_id)
+            self._refresh_capacity()
+        return info
+
+    async def _start_from_pool(
+        self, sandbox_spec_id: str | None, sandbox_id: str | None
+    ) -> SandboxInfo | None:
+        if self.pool_settings is None:
+            return None
+        why_not = self._why_not_pooled()
+        if why_not is not None:
+            _logger.debug(f"dockpool: not pooling: {why_not}")
+            return None
+        request = (sandbox_spec_id, self.default_sandbox_spec_id, self.container_name_prefix)
+        if self.registry.known_empty(request):
+            return None  # its pool has no ready member: the stock path as it is
+        sandbox_spec = await resolve_sandbox_spec(
+            sandbox_spec_id, self.default_sandbox_spec_id, self.sandbox_spec_service, _logger
+        )
+        pool = self._pool_for(sandbox_spec)
+        if pool is None:
+            return None
+        self.registry.remember(request, pool)
+        if sandbox_id is None:
+            sandbox_id = base62.encodebytes(os.urandom(16))
+        name = f"{self.container_name_prefix}{sandbox_id}"
+        try:
+            lease = await asyncio.to_thread(self.registry.try_claim, pool, name)
+        except DockpoolError as exc:
+            _logger.warning(f"dockpool: claim of {name} failed, cold start instead: {exc}")
+            return None
+        if lease is None:
+            return None
+        _logger.info(f"dockpool: {name} from pool {pool.name} in {lease.seconds:.3f} s")
+        # The stock service pauses down to max-1 before it starts one; the claimed sandbox
+        # already runs (and is the newest), so the limit here is max. Warm members are capped
+        # so that running + warm <= max, hence this is rarely over: count cheaply first, and
+        # pay for pause_old_sandboxes (a search with a health probe per sandbox) only then.
+        running = self._count_running()
+        if running is None or running > self.max_num_sandboxes:
+            await self.pause_old_sandboxes(self.max_num_sandboxes)
+            running = None
+        self._refresh_capacity(running=running)
+        container = self.docker_client.containers.get(lease.container_id)
+        info = await self._container_to_sandbox_info(container)
+        assert info is not None
+        return info
+
+    async def _container_to_sandbox_info(self, container: Any) -> SandboxInfo | None:
+        info = await super()._container_to_sandbox_info(container)
+        if info is not None:
+            claimed = self.registry.claimed_at(str(container.id))
+            if claimed is not None:
+                info.created_at = claimed
+        return info
+
+    async def resume_sandbox(self, sandbox_id: str) -> bool:
+        resumed = await super().resume_sandbox(sandbox_id)
+        self._refresh_capacity()
+        return resumed
+
+    async def pause_sandbox(self, sandbox_id: str) -> bool:
+        paused = await super().pause_sandbox(sandbox_id)
+        self._refresh_capacity()
+        return paused
+
+    async def delete_sandbox(self, sandbox_id: str) -> bool:
+        deleted = await super().delete_sandbox(sandbox_id)
+        if deleted:
+            self.registry.forget(sandbox_id)
+        self._refresh_capacity()
+        return deleted

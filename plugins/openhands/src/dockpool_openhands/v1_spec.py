@@ -1,0 +1,90 @@
+"""The container a V1 `DockerSandboxService.start_sandbox` would run, as a dockpool spec.
+
+Read from openhands-ai 1.11's `DockerSandboxService.start_sandbox`: image = the sandbox spec's
+id, its command and working dir, environment = the spec's `initial_env` + a random session key
+(`OH_SESSION_API_KEYS_0`, here a per-member `random_env`) + the webhook URL + one
+`OH_ALLOW_CORS_ORIGINS_<i>` per distinct origin + one variable per exposed port (its name =
+its container port), every exposed port published (the stock service picks free host ports
+and binds all interfaces; a member gets Docker-chosen ones on 0.0.0.0), the `sandbox_spec_id`
+label, the mounts, `init=True` and the extra hosts. Only the health check is added, and it is
+the image's own (see `probes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from openhands.app_server.sandbox.docker_sandbox_service import DockerSandboxService
+from openhands.app_server.sandbox.sandbox_models import AGENT_SERVER
+from openhands.app_server.sandbox.sandbox_service import (
+    SESSION_API_KEY_VARIABLE,
+    WEBHOOK_CALLBACK_VARIABLE,
+)
+from openhands.app_server.sandbox.sandbox_spec_models import SandboxSpecInfo
+
+from dockpool import ContainerSpec, HealthCheck
+from dockpool_openhands.probes import http_probe, image_healthcheck
+
+#: The agent server is ready (initialised) once this answers 200.
+READY_PATH = "/ready"
+
+
+def poolable(service: DockerSandboxService) -> str | None:
+    """Why sandboxes of this service cannot come from a pool (None: they can)."""
+    if service.use_host_network:
+        return "host network mode (every sandbox binds the same ports)"
+    if service.kvm_enabled:
+        return "KVM passthrough (a device mapping dockpool does not make)"
+    return None
+
+
+def sandbox_environment(
+    service: DockerSandboxService, sandbox_spec: SandboxSpecInfo
+) -> dict[str, str]:
+    """Everything `start_sandbox` puts in the environment except the per-sandbox key."""
+    env = dict(sandbox_spec.initial_env)
+    env.pop(SESSION_API_KEY_VARIABLE, None)
+    env[WEBHOOK_CALLBACK_VARIABLE] = (
+        f"http://host.docker.internal:{service.host_port}/api/v1/webhooks"
+    )
+    origins = [service.web_url] if service.web_url else []
+    origins.extend(service.permitted_cors_origins)
+    for index, origin in enumerate(dict.fromkeys(origins)):
+        env[f"OH_ALLOW_CORS_ORIGINS_{index}"] = origin
+    for exposed in service.exposed_ports:
+        env[exposed.name] = str(exposed.container_port)
+    return env
+
+
+def sandbox_container_spec(
+    service: DockerSandboxService,
+    sandbox_spec: SandboxSpecInfo,
+    image_config: Mapping[str, Any] | None = None,
+) -> ContainerSpec:
+    """The pool-member spec for sandboxes of `sandbox_spec` started by `service`.
+
+    `image_config` is the image's `.Config` (for its HEALTHCHECK); without one the member is
+    probed on the agent server's `/ready`.
+    """
+    return ContainerSpec(
+        image=sandbox_spec.id,
+        command=sandbox_spec.command,
+        environment=sandbox_environment(service, sandbox_spec),
+        labels={"sandbox_spec_id": sandbox_spec.id},
+        ports=[exposed.container_port for exposed in service.exposed_ports],
+        volumes={
+            mount.host_path: f"{mount.container_path}:{mount.mode}" for mount in service.mounts
+        },
+        working_dir=sandbox_spec.working_dir,
+        healthcheck=image_healthcheck(image_config) or _ready_probe(service),
+        init=True,
+        extra_hosts=service.extra_hosts or {},
+        port_host_ip="0.0.0.0",
+        random_env=[SESSION_API_KEY_VARIABLE],
+    )
+
+
+def _ready_probe(service: DockerSandboxService) -> HealthCheck:
+    port = next((p.container_port for p in service.exposed_ports if p.name == AGENT_SERVER), 8000)
+    return http_probe(port, READY_PATH)
