@@ -349,16 +349,28 @@ class PoolFactory:
 
     # -- the engine's view, by label -------------------------------------------------------
     def containers(self, name: str | None = None) -> list[Any]:
-        """Every container (any state) carrying ``dockpool.pool=<name>``."""
+        """Every sandbox container (any state, unclaimed or claimed) carrying
+        ``dockpool.pool=<name>``; not the pool's own bookkeeping (presence and hands)."""
+        return [
+            c for c in self.labelled(name) if c.labels.get("dockpool.role", "member") == "member"
+        ]
+
+    def labelled(self, name: str | None = None) -> list[Any]:
+        """Every container carrying ``dockpool.pool=<name>``, bookkeeping included."""
         label = f"dockpool.pool={name or self.name}"
         return list(
             self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
         )
 
     def members(self, name: str | None = None, *, healthy: bool = False) -> dict[str, Any]:
-        """Unclaimed members on the engine (member name prefix), by id; optionally healthy only."""
+        """Unclaimed members on the engine (member name prefix, member role), by id; optionally
+        healthy only. The pool's presence and hand containers are not members."""
         prefix = f"dockpool-{name or self.name}-"
-        found = {c.id: c for c in self.containers(name) if c.name.startswith(prefix)}
+        found = {
+            c.id: c
+            for c in self.containers(name)
+            if c.name.startswith(prefix) and c.labels.get("dockpool.role", "member") == "member"
+        }
         if healthy:
             found = {cid: c for cid, c in found.items() if container_health(c) == "healthy"}
         return found

@@ -11,12 +11,12 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
-from dockpool._adapters.docker_api import ContainerView
+from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._adapters.event_stream import StreamEnded
 from dockpool._core.errors import (
     ContainerNotFoundError,
@@ -85,11 +85,23 @@ class FakeContainer:
     ports: dict[int, int] = attrs.Factory(dict)
 
 
+class FakeAttach:
+    """The attach connection of a presence: closing it is the process going away."""
+
+    def __init__(self, docker: FakeDocker, cid: ContainerId) -> None:
+        self.docker = docker
+        self.cid = cid
+
+    def close(self) -> None:
+        self.docker.stop_presence(self.cid)
+
+
 class FakeDocker:
     """Just enough of the Docker engine for the pool, with knobs for failures."""
 
     def __init__(self, events: FakeEventSource, *, auto_healthy: bool = True) -> None:
         self.events = events
+        self.subscribers: list[FakeEventSource] = [events]  # one stream per pool "process"
         self.auto_healthy = auto_healthy
         self.containers: dict[ContainerId, FakeContainer] = {}
         self.images = {"img:1": "sha256:" + "1" * 64}
@@ -103,21 +115,31 @@ class FakeDocker:
         self._ids = itertools.count(1)
         self._ports = itertools.count(40000)
         self._lock = threading.RLock()
-        self.api_version = (1, 41)
+        self.version = (1, 41)
+        #: called with the container's old name at the start of every rename (tests race here)
+        self.on_rename: Callable[[str, str], None] = lambda old, new: None
+        #: called after `list` read the engine, before it returns (tests race here)
+        self.on_list: Callable[[], None] = lambda: None
+        #: raise this after a create went through (a create whose response is lost)
+        self.lose_create_response: DockerError | None = None
+
+    @property
+    def api_version(self) -> tuple[int, int]:
+        return self.version
 
     # -- knobs for tests --------------------------------------------------------------------
 
     def emit(self, c: FakeContainer, action: str, **attributes: str) -> None:
-        self.events.push(
-            ContainerEvent(
-                container_id=c.id,
-                action=action,
-                name=c.name,
-                labels=dict(c.labels),
-                time_nano=time.time_ns(),
-                exit_code=int(attributes["exitCode"]) if "exitCode" in attributes else None,
-            )
+        event = ContainerEvent(
+            container_id=c.id,
+            action=action,
+            name=c.name,
+            labels=dict(c.labels),
+            time_nano=time.time_ns(),
+            exit_code=int(attributes["exitCode"]) if "exitCode" in attributes else None,
         )
+        for source in self.subscribers:
+            source.push(event)
 
     def kill(self, cid: ContainerId, code: int = 137) -> None:
         with self._lock:
@@ -130,6 +152,14 @@ class FakeDocker:
             c = self.containers[cid]
             c.health = health
         self.emit(c, f"health_status: {health}")
+
+    def stop_presence(self, cid: ContainerId) -> None:
+        with self._lock:
+            c = self.containers.get(cid)
+            if c is None or c.status != "running":
+                return
+            c.status = "exited"
+        self.emit(c, "die", exitCode="0")
 
     def by_label(self, key: str, value: str) -> list[FakeContainer]:
         with self._lock:
@@ -174,19 +204,42 @@ class FakeDocker:
             with self._lock:
                 self.concurrent_creates -= 1
         self.emit(c, "create")
+        if self.lose_create_response is not None:
+            error, self.lose_create_response = self.lose_create_response, None
+            raise error
         return cid
 
-    def _get(self, cid: ContainerId) -> FakeContainer:
-        c = self.containers.get(cid)
+    def create_marker(
+        self, name: str, labels: Mapping[str, str], image: str, *, stdin: bool
+    ) -> ContainerId:
+        with self._lock:
+            self.calls.append(("create_marker", name))
+            if any(c.name == name for c in self.containers.values()):
+                raise NameConflictError(f"name {name!r} is already in use")
+            cid = ContainerId(f"{next(self._ids):064x}")
+            c = FakeContainer(cid, name, dict(labels), has_health=False)
+            self.containers[cid] = c
+        self.emit(c, "create")
+        return cid
+
+    def attach_stdin(self, container_id: ContainerId) -> FakeAttach:
+        with self._lock:
+            self._get(container_id)
+        return FakeAttach(self, container_id)
+
+    def _get(self, ref: str) -> FakeContainer:
+        c = self.containers.get(ContainerId(ref))
         if c is None:
-            raise ContainerNotFoundError(f"no such container: {cid[:12]}")
+            c = next((o for o in self.containers.values() if o.name == ref.lstrip("/")), None)
+        if c is None:
+            raise ContainerNotFoundError(f"no such container: {ref[:40]}")
         return c
 
     def start(self, cid: ContainerId) -> None:
         with self._lock:
             self.calls.append(("start", cid))
             c = self._get(cid)
-            if self.fail_start:
+            if self.fail_start and c.labels.get("dockpool.role") != "presence":
                 raise DockerError(self.fail_start)
             c.status = "running"
             c.health = "starting" if c.has_health else None
@@ -194,10 +247,11 @@ class FakeDocker:
         if c.has_health and self.auto_healthy:
             self.set_health(cid, "healthy")
 
-    def rename(self, cid: ContainerId, new_name: str) -> None:
+    def rename(self, container: str, new_name: str) -> None:
+        self.on_rename(container, new_name)
         with self._lock:
             self.calls.append(("rename", new_name))
-            c = self._get(cid)
+            c = self._get(container)
             if any(o.name == new_name for o in self.containers.values()):
                 raise NameConflictError(f"name {new_name!r} is already in use")
             c.name = new_name
@@ -214,20 +268,25 @@ class FakeDocker:
         self.emit(c, "destroy")
         return True
 
-    def inspect(self, cid: ContainerId) -> ContainerView:
+    def inspect(self, container: str) -> ContainerView:
         with self._lock:
-            return self._view(self._get(cid))
+            return self._view(self._get(container))
 
     def list(self, labels: Mapping[str, str]) -> list[ContainerView]:
         with self._lock:
-            return [
+            rows = [
                 self._view(c)
                 for c in self.containers.values()
                 if all(c.labels.get(k) == v for k, v in labels.items())
             ]
+        self.on_list()
+        return rows
 
     def _view(self, c: FakeContainer) -> ContainerView:
         return ContainerView(c.id, c.name, c.status, c.health, dict(c.labels), dict(c.ports))
+
+
+_: type[EngineApi] = FakeDocker  # the fake must keep the adapter's interface
 
 
 def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.005) -> bool:

@@ -156,7 +156,11 @@ def test_adopts_an_earlier_run(
     doomed = {c.id for c in (stale_spec, unhealthy, exited, never_started)}
 
     creates = docker_events(
-        {"type": "container", "event": ["create"], "label": f"dockpool.pool={pool_factory.name}"}
+        {
+            "type": "container",
+            "event": ["create"],
+            "label": [f"dockpool.pool={pool_factory.name}", "dockpool.role=member"],
+        }
     )
     pool = pool_factory(2, spec=spec, start=False)
     signal_recorder.listen("member_ready", "member_creating", sender=pool)

@@ -142,7 +142,11 @@ def test_member_dying_before_ready_backs_off(
         healthcheck=pool_factory.healthcheck(start_period=60),
     )
     creates = docker_events(
-        {"type": "container", "event": ["create"], "label": f"dockpool.pool={pool_factory.name}"}
+        {
+            "type": "container",
+            "event": ["create"],
+            "label": [f"dockpool.pool={pool_factory.name}", "dockpool.role=member"],
+        }
     )
     backoff = Backoff(base=0.5, cap=2.0)
     pool = pool_factory(1, spec=spec, backoff=backoff, start=False)

@@ -92,6 +92,7 @@ EXPECTED: dict[State, dict[str, tuple[State, list[type]] | None]] = {
         "created": (State.RETIRING, [m.Remove]),
         "create_failed": (State.GONE, [m.Notify]),
         "destroyed": (State.GONE, [m.Notify]),
+        "renamed": (State.GONE, [m.Notify]),  # claimed elsewhere before the remove: theirs
         "observed": (State.RETIRING, [m.Remove]),  # still there: the remove is retried
     },
     State.GONE: {},
@@ -229,5 +230,6 @@ def test_retiring_member_still_listed_is_removed_again(status: str) -> None:
 
 def test_retiring_member_renamed_by_someone_is_left_alone() -> None:
     """A retiring member found under another name is someone else's now: no remove."""
-    _, effects = m.transition(_member(State.RETIRING), m.Observed("running", None, "theirs"))
-    assert effects == ()
+    new, effects = m.transition(_member(State.RETIRING), m.Observed("running", None, "theirs"))
+    assert new.state is State.GONE
+    assert not any(isinstance(e, m.Remove) for e in effects)

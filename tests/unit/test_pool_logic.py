@@ -18,7 +18,7 @@ from dockpool import (
     NameInUseError,
     signals,
 )
-from dockpool._core.spec import POOL_LABEL, SPEC_LABEL
+from dockpool._core.spec import POOL_LABEL, ROLE_LABEL, SPEC_LABEL
 from tests.fakes import FakeDocker, FakeEventSource, wait_for
 
 SPEC = ContainerSpec(
@@ -67,7 +67,12 @@ def ready(pool: ContainerPool, n: int) -> bool:
 
 
 def members(docker: FakeDocker) -> list[Any]:
-    return [c for c in docker.by_label(POOL_LABEL, "fake") if c.name.startswith("dockpool-fake-")]
+    """Unclaimed members on the fake engine (not the pool's presence and hand containers)."""
+    return [
+        c
+        for c in docker.by_label(POOL_LABEL, "fake")
+        if c.name.startswith("dockpool-fake-") and c.labels.get(ROLE_LABEL, "member") == "member"
+    ]
 
 
 class Recorder:
@@ -196,7 +201,8 @@ def test_cold_start_failure_is_a_clear_claim_error(make_pool: Any, docker: FakeD
     docker.fail_start = "no space left on device"
     with pytest.raises(ClaimError, match="no space left on device"):
         pool.claim("s1")
-    assert docker.containers == {}  # the failed cold container was removed
+    assert wait_for(lambda: members(docker) == [])  # the failed cold container was removed
+    assert all(c.name != "s1" for c in docker.containers.values())
 
 
 def test_missing_image_fails_start(docker: FakeDocker, source: FakeEventSource) -> None:

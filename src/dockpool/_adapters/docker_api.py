@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
-import attrs
 import docker
 import docker.errors
 import requests
 
+from dockpool._adapters.api import Closeable, ContainerView
 from dockpool._core.errors import (
     ContainerNotFoundError,
     DaemonUnavailableError,
@@ -27,27 +27,13 @@ from dockpool._core.errors import (
 from dockpool._core.machine import ContainerId
 from dockpool._core.spec import ContainerSpec
 
+__all__ = ["ContainerView", "DockerAdapter", "make_client", "translated"]
+
 T = TypeVar("T")
 
 _NS = 1_000_000_000
 #: Docker API version from which a health check's `start_interval` is honoured.
 START_INTERVAL_API = (1, 44)
-
-
-@attrs.frozen
-class ContainerView:
-    """What dockpool needs to know about one container, from `list` or `inspect`."""
-
-    id: ContainerId
-    name: str  # without the leading slash
-    status: str  # created, running, paused, restarting, removing, exited, dead
-    health: str | None  # None (no health check), starting, healthy, unhealthy
-    labels: Mapping[str, str]
-    ports: Mapping[int, int] = attrs.field(factory=dict)  # container port -> host port (tcp)
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
 
 
 @contextmanager
@@ -163,15 +149,50 @@ class DockerAdapter:
             config["Healthcheck"] = health
         return config
 
+    def create_marker(
+        self, name: str, labels: Mapping[str, str], image: str, *, stdin: bool
+    ) -> ContainerId:
+        """A presence (`stdin`: runs `cat` until its attached stdin closes) or a hand (never
+        started); no network, no restart, no health check of the image."""
+        config: dict[str, Any] = self._api.create_container_config(
+            image=image,
+            command=None,
+            entrypoint=["cat"] if stdin else ["true"],
+            labels=dict(labels),
+            stdin_open=stdin,
+            host_config=self._api.create_host_config(
+                network_mode="none", restart_policy={"Name": "no"}
+            ),
+        )
+        config["StdinOnce"] = stdin  # the engine closes cat's stdin when our attach ends
+        config["Healthcheck"] = {"Test": ["NONE"]}
+        result = self._call(
+            f"creating container {name!r}", self._api.create_container_from_config, config, name
+        )
+        return ContainerId(str(result["Id"]))
+
+    def attach_stdin(self, container_id: ContainerId) -> Closeable:
+        sock = self._call(
+            f"attaching to container {container_id[:12]}",
+            self._api.attach_socket,
+            container_id,
+            params={"stdin": 1, "stream": 1},
+        )
+        return _Attached(sock)
+
     def start(self, container_id: ContainerId) -> None:
         self._call(f"starting container {container_id[:12]}", self._api.start, container_id)
 
-    def rename(self, container_id: ContainerId, new_name: str) -> None:
-        """Rename atomically; NameConflictError if `new_name` is taken (nothing changes then)."""
+    def rename(self, container: str, new_name: str) -> None:
+        """Rename atomically; NameConflictError if `new_name` is taken (nothing changes then).
+
+        `container` is an id or a current name. Renaming by the current name is what makes a
+        claim safe against stale views: once the member has left its name, nothing answers.
+        """
         self._call(
-            f"renaming container {container_id[:12]} to {new_name!r}",
+            f"renaming container {container[:40]} to {new_name!r}",
             self._api.rename,
-            container_id,
+            container,
             new_name,
         )
 
@@ -193,9 +214,9 @@ class DockerAdapter:
             raise
         return True
 
-    def inspect(self, container_id: ContainerId) -> ContainerView:
+    def inspect(self, container: str) -> ContainerView:
         info = self._call(
-            f"inspecting container {container_id[:12]}", self._api.inspect_container, container_id
+            f"inspecting container {container[:40]}", self._api.inspect_container, container
         )
         state = info.get("State") or {}
         health = (state.get("Health") or {}).get("Status")
@@ -216,6 +237,17 @@ class DockerAdapter:
 
     def close(self) -> None:
         self._api.close()
+
+
+class _Attached:
+    """The hijacked attach connection: closing it (or this process ending) ends the container."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self._sock.close()
 
 
 def _binds(volumes: Mapping[str, str]) -> list[str] | None:

@@ -19,14 +19,20 @@ class Start:
 
 @attrs.frozen
 class Rename:
-    """Rename the container to the claimer's session name (the claim's atomic lock)."""
+    """The claim itself: holding the member's lock, rename it (by its member name, never by
+    id) to the session's name, then read it back. Run in the claimer's thread."""
 
     new_name: str
 
 
 @attrs.frozen
 class Remove:
-    """Remove the container (forcefully: it is the pool's own and unclaimed)."""
+    """Upkeep: remove the unclaimed container, holding its lock (the upkeep leader only)."""
+
+
+@attrs.frozen
+class Discard:
+    """Remove a container this process renamed for a claim but never handed out (it died)."""
 
 
 @attrs.frozen
@@ -51,6 +57,6 @@ class Notify:
     reason: str = ""
 
 
-Effect: TypeAlias = Create | Start | Rename | Remove | Replace | Failure | Notify
+Effect: TypeAlias = Create | Start | Rename | Remove | Discard | Replace | Failure | Notify
 Effects: TypeAlias = tuple[Effect, ...]
 NOTHING: Effects = ()

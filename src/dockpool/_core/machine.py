@@ -5,13 +5,19 @@ in order. This module decides what each event means; it performs nothing. Effect
 data that the runtime executes in one place (create, start, rename, remove, replace, notify).
 
     CREATING -created-> STARTING -started-> WARMING -healthy-> READY -claim-> CLAIMING
-       | create failed    | start failed,     | died, oom,         | died, oom,      | ok->CLAIMED
-       v                  | died              | unhealthy, paused  | unhealthy       | failed->READY
-     GONE <-destroyed- RETIRING <-------------+--------------------+
+       | create failed    | start failed,     | died, oom,         | died, oom,      | ok: CLAIMED
+       v                  | died              | unhealthy, paused  | unhealthy       | lost: READY
+     GONE <-destroyed- RETIRING <-------------+--------------------+------- died ----+
                       (remove in flight)
 
 `CLAIMED` and `GONE` are terminal: a claimed container belongs to its session and nothing that
 happens to it afterwards is the pool's business.
+
+Every process of a pool keeps a record of every member on the engine, whoever created it:
+`discover` makes the record of a container the process did not create (another process's
+member, or one left by an earlier run) from what a list or an event showed, so that adoption
+goes through this module too. A member made by a cold start is `reserved_for` its claimer's
+session from birth and is never picked by another claim.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import attrs
 from dockpool._core.effects import (
     NOTHING,
     Create,
+    Discard,
     Effect,
     Effects,
     Failure,
@@ -58,9 +65,10 @@ from dockpool._core.member_events import (
 __all__ = [
     "EVENT_TYPES", "HOLDING", "LIVE", "NOTHING", "TERMINAL", "ClaimFailed", "ClaimRequested",
     "ClaimSucceeded", "ContainerId", "Create", "CreateFailed", "Created", "Destroyed", "Died",
-    "Effect", "Effects", "Event", "Failure", "Healthy", "Member", "MemberKey", "Notify",
+    "Discard", "Effect", "Effects", "Event", "Failure", "Healthy", "Member", "MemberKey", "Notify",
     "Observed", "Oom", "Paused", "Remove", "Rename", "Renamed", "Replace", "RetireRequested",
-    "Start", "StartFailed", "Started", "State", "Unhealthy", "provision", "transition",
+    "Start", "StartFailed", "Started", "State", "Unhealthy", "discover", "provision",
+    "transition",
 ]  # fmt: skip
 
 MemberKey = NewType("MemberKey", str)
@@ -98,16 +106,67 @@ class Member:
     born: float = 0.0  # pool clock time of provisioning (for max_age)
     fingerprint: str = ""  # the spec it is made of (a config reload can change the pool's spec)
     dead: bool = False  # died while a claim's rename was in flight
+    reserved_for: str | None = None  # a cold start's member: only this session may claim it
 
 
 def provision(
-    key: MemberKey, name: str, *, needs_health: bool, now: float, fingerprint: str = ""
+    key: MemberKey,
+    name: str,
+    *,
+    needs_health: bool,
+    now: float,
+    fingerprint: str = "",
+    reserved_for: str | None = None,
 ) -> tuple[Member, Effects]:
     """A new member, and the effect that makes its container."""
     member = Member(
-        key=key, name=name, needs_health=needs_health, born=now, fingerprint=fingerprint
+        key=key,
+        name=name,
+        needs_health=needs_health,
+        born=now,
+        fingerprint=fingerprint,
+        reserved_for=reserved_for,
     )
     return member, (Create(), Notify("member_creating"))
+
+
+def discover(
+    key: MemberKey,
+    container_id: ContainerId,
+    seen: Observed,
+    *,
+    needs_health: bool,
+    fingerprint: str,
+    current: str,
+    now: float,
+) -> tuple[Member, Effects]:
+    """The record of a container this process did not create, from what the engine showed.
+
+    A healthy member of the current spec is adopted as ready, one still warming as warming;
+    anything else (another spec, never started, exited, paused, unhealthy) is retired. A
+    retiring member is removed only by the upkeep leader and only while holding its lock, so
+    a cold start in flight elsewhere (it holds its member's lock from before its create) is
+    never removed by this.
+    """
+    member = Member(
+        key=key,
+        name=seen.name.lstrip("/"),
+        state=State.STARTING,
+        container_id=container_id,
+        needs_health=needs_health,
+        born=now,
+        fingerprint=fingerprint,
+    )
+    healthy = seen.health == "healthy" or (seen.health is None and not needs_health)
+    if fingerprint != current:
+        why = "made of an older spec"
+    elif seen.status == "running" and healthy:
+        return _to(member, State.READY, Notify("member_ready", "adopted"))
+    elif seen.status == "running" and seen.health == "starting":
+        return _to(member, State.WARMING, Notify("member_started", "discovered"))
+    else:
+        why = f"found {seen.status}/{seen.health}"
+    return _to(member, State.RETIRING, Remove(), Notify("member_retiring", f"stale: {why}"))
 
 
 def _to(member: Member, state: State, *effects: Effect, **changes: Any) -> tuple[Member, Effects]:
@@ -155,8 +214,9 @@ def transition(member: Member, event: Event) -> tuple[Member, Effects]:
         return member, NOTHING
     if isinstance(event, Observed):
         if state is State.RETIRING:  # still there: the remove failed earlier; try again
-            renamed = event.name.lstrip("/") != member.name
-            return member, NOTHING if renamed else (Remove(),)
+            if event.name.lstrip("/") != member.name:  # renamed: not ours any more
+                return _to(member, State.GONE, Notify("member_retired", "renamed"))
+            return member, (Remove(),)
         implied = _observed_as(member, event)
         return (member, NOTHING) if implied is None else transition(member, implied)
     if state is State.CREATING:
@@ -187,13 +247,20 @@ def _retiring(member: Member, event: Event) -> tuple[Member, Effects]:
             return _to(member, State.GONE, Notify("member_retired"))
         case Destroyed():
             return _to(member, State.GONE, Notify("member_retired"))
+        case Renamed(new_name) if new_name != member.name:  # claimed elsewhere before the remove
+            return _to(member, State.GONE, Notify("member_retired", f"renamed to {new_name}"))
     return member, NOTHING
 
 
 def _claiming(member: Member, event: Event) -> tuple[Member, Effects]:
     match event:
-        case ClaimSucceeded():
+        case ClaimSucceeded(alive) if alive and not member.dead:
             return _to(member, State.CLAIMED, Replace("claimed"), Notify("member_claimed"))
+        case ClaimSucceeded():  # renamed, but dead: never handed out; this process removes it
+            why = "died during its claim"
+            return _to(member, State.RETIRING, Discard(), Replace(why), Notify("member_lost", why))
+        case ClaimFailed(reason, _, gone) if gone:
+            return _vanished(member, f"claim failed: {reason}", failed=False)
         case ClaimFailed(reason, alive) if alive and not member.dead:
             return _to(member, State.READY, Notify("member_ready", f"claim failed: {reason}"))
         case ClaimFailed(reason):
@@ -229,7 +296,9 @@ def _running(member: Member, event: Event) -> tuple[Member, Effects]:
             return _vanished(member, "removed by someone else", failed=False)
         case Renamed(new_name) if new_name != member.name:
             return _vanished(member, f"renamed to {new_name} by someone else", failed=False)
-        case ClaimRequested(session_name) if state is State.READY:
+        case ClaimRequested(session_name) if state is State.READY and (
+            member.reserved_for in (None, session_name)
+        ):
             return _to(member, State.CLAIMING, Rename(session_name))
         case RetireRequested(reason, replace):
             extra: tuple[Effect, ...] = (Replace(reason),) if replace else ()

@@ -87,15 +87,23 @@ class ClaimRequested:
 
 @attrs.frozen
 class ClaimSucceeded:
-    """The claim's rename went through."""
+    """The claim's rename went through; `alive` is what reading the container back showed."""
+
+    alive: bool = True
 
 
 @attrs.frozen
 class ClaimFailed:
-    """The claim's rename failed; `alive` says whether the member can go back to the pool."""
+    """The claim did not rename the member.
+
+    `alive`: the member can go back to the pool (e.g. another process holds its lock, or the
+    claim was cancelled before its rename). `gone`: no container answers to the member's name
+    any more (claimed by another process, or removed): forget it, remove nothing.
+    """
 
     reason: str
     alive: bool = True
+    gone: bool = False
 
 
 @attrs.frozen

@@ -1,22 +1,29 @@
 """Serving a claim: a ready member renamed to the session's name, or a cold start.
 
-The rename is the lock: Docker refuses a rename onto a taken name, and two claimers can never
-pick the same member because picking moves it to CLAIMING under the engine's lock. A member
-found dead at the re-check is dropped and the next one tried; with none left, the claim
-creates and starts a container under the session's name itself and waits for it to be ready,
-on its own container's events (the listener delivers them: it carries the pool label).
+A claim picks a ready member (inside this process the table's lock decides: picking moves it
+to CLAIMING), then the executor carries out the machine's Rename: it takes the member's lock on
+the engine (one name per member, held by renaming one of this process's hands to it: across
+processes exactly one claimer holds it; a loser learns it at once and picks again), renames
+the member *by its member name* to the session's name, and reads it back. A member that died
+on the way is never handed out: the machine discards it and the claim picks again.
+
+A cold start is a member too: `reserved_for` the session from birth, its lock taken before its
+create, so no other claimer or upkeep can take it; it is created and started in the claimer's
+thread, the machine follows it to ready on its own events, and it is claimed like any other.
+If anything fails, the lock is let go and the container is an ordinary unclaimed member that
+upkeep removes; nothing is left under the session's name.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 
 from loguru import logger
 
 from dockpool import signals
-from dockpool._adapters.docker_api import ContainerView
 from dockpool._core import machine as m
 from dockpool._core.errors import (
     ClaimError,
@@ -25,19 +32,15 @@ from dockpool._core.errors import (
     NameConflictError,
     NameInUseError,
 )
-from dockpool._core.events import ContainerEvent
-from dockpool._runtime.engine import Engine
+from dockpool._core.spec import member_name
+from dockpool._runtime.executor import Executor
 from dockpool._runtime.lease import Lease
-from dockpool._runtime.reconciler import Reconciler
+from dockpool._runtime.locks import Hand
 
 _DOCKER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-#: While a cold start waits for its health events, it double-checks with one inspect this often
-#: (events can be lost; this wait is the only place dockpool looks twice).
+#: While a cold start waits for its member to be ready, it re-reads it this often (events can
+#: be lost; this wait is the only place dockpool looks twice).
 _COLD_RECHECK = 2.0
-
-
-class _NotReady(Exception):
-    """A cold-started container did not become ready."""
 
 
 def check_name(name: str) -> None:
@@ -45,147 +48,199 @@ def check_name(name: str) -> None:
         raise ClaimError(f"{name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)")
 
 
-def claim_from_pool(engine: Engine, session_name: str, started: float) -> Lease | None:
-    """Hand over a ready member renamed to `session_name`; None when the pool has none."""
+def _lease(member: m.Member, session: str, ports: dict[int, int], pool: bool, t0: float) -> Lease:
+    return Lease(
+        container_id=member.container_id or m.ContainerId(""),
+        name=session,
+        ports=ports,
+        from_pool=pool,
+        seconds=time.perf_counter() - t0,
+        spec_fingerprint=member.fingerprint,
+    )
+
+
+def _claim_member(
+    ex: Executor,
+    member: m.Member,
+    session: str,
+    cancel: threading.Event | None,
+    hand: Hand | None = None,
+) -> tuple[m.Event, dict[int, int]]:
+    """Ask the machine for `member`'s claim and carry it out; the outcome event and ports."""
+    left = ex.apply(member.key, m.ClaimRequested(session))
+    if not any(isinstance(e, m.Rename) for e in left):
+        return m.ClaimFailed("not claimable"), {}
+    claiming = ex.state.table.get(member.key) or member
+    try:
+        outcome, view = ex.rename(claiming, session, cancel, hand)
+    except NameConflictError as exc:
+        raise NameInUseError(f"claim {session!r}: the name is already in use") from exc
+    return outcome, dict(view.ports) if view is not None else {}
+
+
+def claim_from_pool(
+    ex: Executor, session: str, started: float, cancel: threading.Event | None = None
+) -> Lease | None:
+    """Hand over a ready member renamed to `session`; None when the pool has none."""
+    state = ex.state
+    tried: set[m.MemberKey] = set()
     while True:
-        with engine.lock:
-            member = engine.table.pick_for_claim(engine.fingerprint)
-            if member is None:
-                return None
-            engine.apply(member.key, m.ClaimRequested(session_name))
-        assert member.container_id is not None
-        cid, key = member.container_id, member.key
-        try:
-            view = engine.adapter.inspect(cid)
-        except ContainerNotFoundError:
-            engine.apply(key, m.ClaimFailed("container gone", alive=False))
-            continue
-        except DockerError as exc:
-            engine.apply(key, m.ClaimFailed(str(exc)))
-            raise ClaimError(f"claim {session_name!r}: {exc}") from exc
-        healthy = view.health == "healthy" or not member.needs_health
-        if not (view.running and healthy):
-            why = f"found {view.status}/{view.health} at claim"
-            engine.apply(key, m.ClaimFailed(why, alive=False))
-            continue
-        try:
-            engine.adapter.rename(cid, session_name)
-        except NameConflictError as exc:
-            engine.apply(key, m.ClaimFailed("name in use"))
-            raise NameInUseError(f"claim {session_name!r}: the name is already in use") from exc
-        except ContainerNotFoundError:
-            engine.apply(key, m.ClaimFailed("container gone", alive=False))
-            continue
-        except DockerError as exc:
-            engine.apply(key, m.ClaimFailed(str(exc)))
-            raise ClaimError(f"claim {session_name!r}: {exc}") from exc
-        lease = Lease(
-            container_id=cid,
-            name=session_name,
-            ports=dict(view.ports),
-            from_pool=True,
-            seconds=time.perf_counter() - started,
-            spec_fingerprint=member.fingerprint,
-        )
-        with engine.lock:
-            engine.counters.hits += 1
-        engine.apply(key, m.ClaimSucceeded(), lease=lease)
-        return lease
+        if cancel is not None and cancel.is_set():
+            return None
+        with state.lock:
+            member = state.table.pick_for_claim(state.fingerprint, frozenset(tried))
+        if member is None:
+            return None
+        tried.add(member.key)
+        outcome, ports = _claim_member(ex, member, session, cancel)
+        lease = _lease(member, session, ports, True, started)
+        if _handed_over(ex, member, outcome, lease):
+            with state.lock:
+                state.counters.hits += 1
+            return lease
+        if isinstance(outcome, m.ClaimFailed) and outcome.reason == "locked by another process":
+            with state.lock:
+                state.counters.lost_races += 1
+
+
+def _handed_over(ex: Executor, member: m.Member, outcome: m.Event, lease: Lease) -> bool:
+    """Give the machine the claim's outcome; True if it let the claim through.
+
+    A member that died while its rename was in flight is turned down by the machine (and
+    discarded) even though the rename succeeded: a dead sandbox is never handed out.
+    """
+    if not (isinstance(outcome, m.ClaimSucceeded) and outcome.alive):
+        ex.apply(member.key, outcome)
+        return False
+    ex.apply(member.key, outcome, lease=lease)
+    return ex.state.table.get(member.key) is None  # CLAIMED members leave the table
 
 
 def cold_start(
-    engine: Engine, reconciler: Reconciler, session_name: str, started: float, timeout: float
+    ex: Executor, session: str, started: float, timeout: float, cancel: threading.Event | None
 ) -> Lease:
-    """Create, start and wait for a container named `session_name`, outside the pool."""
+    """Create, start and wait for a member reserved for `session`, then claim it."""
+    state = ex.state
     deadline = time.monotonic() + timeout
-    with engine.lock:
-        cap = engine.config.max_containers
-        room = engine.changed.wait_for(
-            lambda: engine.table.holding + engine.cold_in_flight < cap or engine.closing,
-            timeout=timeout,
-        )
-        if engine.closing:
-            raise ClaimError(f"claim {session_name!r}: the pool is closing")
-        if not room:
-            raise ClaimError(
-                f"claim {session_name!r}: max_containers ({cap}) reached for {timeout} s"
-            )
-        engine.cold_in_flight += 1
-        recipe = engine.recipe
-    cid: m.ContainerId | None = None
+    _name_free(ex, session)
+    key = m.MemberKey(secrets.token_hex(6))
+    name = member_name(state.name, key)
     try:
-        cid = engine.adapter.create(
-            recipe.spec, session_name, engine.labels(recipe.fingerprint), image=recipe.image_id
-        )
-        view = _start_and_wait(engine, reconciler, cid, deadline)
-    except NameConflictError as exc:
-        raise NameInUseError(f"claim {session_name!r}: the name is already in use") from exc
-    except (DockerError, _NotReady) as exc:
-        if cid is not None:
-            _discard(engine, cid)
-        raise ClaimError(f"claim {session_name!r} (cold start): {exc}") from exc
+        hand = ex.locks.acquire(name)  # held from before the create: nobody else can take it
+    except DockerError as exc:
+        raise ClaimError(f"claim {session!r} (cold start): {exc}") from exc
+    if hand is None:  # a fresh random name's lock is never held: the engine is confused
+        raise ClaimError(f"claim {session!r} (cold start): could not lock {name}")
+    try:
+        member, effects = _reserve(ex, key, name, session, timeout)
+        ex.run(member, effects)  # creates and starts it, here
+        member = _wait_ready(ex, member, session, deadline, cancel)
+        return _claim_cold(ex, member, session, started, cancel, hand)
     finally:
-        with engine.lock:
-            engine.cold_in_flight -= 1
-            engine.changed.notify_all()
-    lease = Lease(
-        container_id=cid,
-        name=session_name,
-        ports=dict(view.ports),
-        from_pool=False,
-        seconds=time.perf_counter() - started,
-        spec_fingerprint=recipe.fingerprint,
-    )
-    with engine.lock:
-        engine.counters.misses += 1
-    logger.info("claim {}: cold start in {:.2f} s (pool empty)", session_name, lease.seconds)
-    signals.send("cold_start", engine.sender, lease=lease)
+        ex.locks.release(hand)
+
+
+def _reserve(
+    ex: Executor, key: m.MemberKey, name: str, session: str, timeout: float
+) -> tuple[m.Member, m.Effects]:
+    """Wait for room under max_containers and record the member in the same critical section,
+    so that concurrent cold starts never overshoot the cap."""
+    state = ex.state
+    with state.lock:
+        cap = state.config.max_containers
+        room = state.changed.wait_for(
+            lambda: state.table.holding < cap or state.closing, timeout=timeout
+        )
+        if state.closing:
+            raise ClaimError(f"claim {session!r}: the pool is closing")
+        if not room:
+            raise ClaimError(f"claim {session!r}: max_containers ({cap}) reached for {timeout} s")
+        member, effects = m.provision(
+            key,
+            name,
+            needs_health=state.needs_health,
+            now=state.clock(),
+            fingerprint=state.fingerprint,
+            reserved_for=session,
+        )
+        ex.record(member)
+    return member, effects
+
+
+def _claim_cold(
+    ex: Executor,
+    member: m.Member,
+    session: str,
+    started: float,
+    cancel: threading.Event | None,
+    hand: Hand,
+) -> Lease:
+    state = ex.state
+    key = member.key
+    if member.state is not m.State.READY or state.closing:
+        ex.apply(key, m.RetireRequested("cold start abandoned"))
+        why = "the pool is closing" if state.closing else "not ready in time (or cancelled)"
+        raise ClaimError(f"claim {session!r} (cold start): {why}")
+    try:
+        outcome, ports = _claim_member(ex, member, session, cancel, hand)
+    except NameInUseError:
+        ex.apply(key, m.RetireRequested("cold start abandoned: session name in use"))
+        raise
+    lease = _lease(member, session, ports, False, started)
+    if not _handed_over(ex, member, outcome, lease):
+        ex.apply(key, m.RetireRequested("cold start abandoned"))
+        raise ClaimError(f"claim {session!r} (cold start): {outcome}")
+    with state.lock:
+        state.counters.misses += 1
+    logger.info("claim {}: cold start in {:.2f} s (pool empty)", session, lease.seconds)
+    signals.send("cold_start", ex.sender, lease=lease)
     return lease
 
 
-def _start_and_wait(
-    engine: Engine, reconciler: Reconciler, cid: m.ContainerId, deadline: float
-) -> ContainerView:
-    news = threading.Event()
-    outcome: list[str] = []
-
-    def watch(event: ContainerEvent) -> None:
-        change = machine_outcome(event)
-        if change:
-            outcome.append(change)
-            news.set()
-
-    with engine.lock:
-        reconciler.watchers[cid] = watch
+def _name_free(ex: Executor, session: str) -> None:
+    """Fail a cold start at once if its session name is taken (the final rename would)."""
     try:
-        engine.adapter.start(cid)
-        while True:
-            view = engine.adapter.inspect(cid)
-            if not view.running:
-                raise _NotReady(f"container exited ({view.status}) before it was ready")
-            if view.health == "unhealthy":
-                raise _NotReady("container turned unhealthy before it was ready")
-            if view.health == "healthy" or not engine.needs_health:
-                return view
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _NotReady("container not healthy within ready_timeout")
-            news.wait(min(left, _COLD_RECHECK))
-            news.clear()
-    finally:
-        with engine.lock:
-            reconciler.watchers.pop(cid, None)
-
-
-def machine_outcome(event: ContainerEvent) -> str:
-    """The events that end a cold start's wait."""
-    if event.action.startswith("health_status") or event.action in {"die", "destroy", "oom"}:
-        return event.action
-    return ""
-
-
-def _discard(engine: Engine, cid: m.ContainerId) -> None:
-    try:
-        engine.adapter.remove(cid)
+        ex.api.inspect(session)
+    except ContainerNotFoundError:
+        return
     except DockerError as exc:
-        logger.warning("removing failed cold start {} failed: {}", cid[:12], exc)
+        raise ClaimError(f"claim {session!r} (cold start): {exc}") from exc
+    raise NameInUseError(f"claim {session!r}: the name is already in use")
+
+
+def _wait_ready(
+    ex: Executor,
+    member: m.Member,
+    session: str,
+    deadline: float,
+    cancel: threading.Event | None,
+) -> m.Member:
+    """Wait until the machine has the cold start's member ready (or give up: returned as is)."""
+    state = ex.state
+    while True:
+        with state.lock:
+            current = state.table.get(member.key)
+            if current is None or current.state is m.State.RETIRING:
+                why = state.counters.last_failure or "failed"
+                raise ClaimError(
+                    f"claim {session!r} (cold start): its container exited before it was "
+                    f"ready: {why}"
+                )
+            left = deadline - time.monotonic()
+            done = current.state is m.State.READY or state.closing
+            if done or left <= 0 or (cancel is not None and cancel.is_set()):
+                return current
+            news = state.changed.wait(min(left, _COLD_RECHECK))
+        if not news:
+            _recheck(ex, current)
+
+
+def _recheck(ex: Executor, member: m.Member) -> None:
+    """Read the cold start's container once (its events may have been lost)."""
+    if member.container_id is None:
+        return
+    try:
+        view = ex.api.inspect(member.container_id)
+    except DockerError:
+        return
+    ex.apply(member.key, m.Observed(status=view.status, health=view.health, name=view.name))

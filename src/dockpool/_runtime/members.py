@@ -22,10 +22,20 @@ from dockpool._core.machine import (
 class MemberTable:
     """The live (non-terminal) members of one pool."""
 
+    #: How many container ids of members that left the table are remembered.
+    TOMBSTONES = 10_000
+
     def __init__(self) -> None:
         self._members: dict[MemberKey, Member] = {}
         self._by_id: dict[ContainerId, MemberKey] = {}
         self.ready_since: dict[MemberKey, float] = {}
+        #: bumped by every store: a resync ignores what it listed about a member that changed
+        #: after its list began (the list is older than what the table knows)
+        self.version = 0
+        self._versions: dict[MemberKey, int] = {}
+        #: ids of members that were claimed or went away: never discovered again from a list
+        #: that may predate their departure (a stale row must not bring a claimed one back)
+        self._departed: dict[ContainerId, None] = {}
 
     def __iter__(self) -> Iterator[Member]:
         return iter(list(self._members.values()))
@@ -42,15 +52,27 @@ class MemberTable:
     def ids(self) -> set[ContainerId]:
         return set(self._by_id)
 
+    def version_of(self, key: MemberKey) -> int:
+        return self._versions.get(key, 0)
+
+    def departed(self, container_id: ContainerId) -> bool:
+        return container_id in self._departed
+
     def store(self, member: Member, now: float) -> None:
-        """Record `member`'s new state; terminal members are forgotten."""
+        """Record `member`'s new state; terminal members are forgotten (their id remembered)."""
         key = member.key
+        self.version += 1
         if member.state in TERMINAL:
             self._members.pop(key, None)
+            self._versions.pop(key, None)
             self.ready_since.pop(key, None)
             if member.container_id is not None:
                 self._by_id.pop(member.container_id, None)
+                self._departed[member.container_id] = None
+                if len(self._departed) > self.TOMBSTONES:
+                    self._departed.pop(next(iter(self._departed)))
             return
+        self._versions[key] = self.version
         self._members[key] = member
         if member.container_id is not None:
             self._by_id[member.container_id] = key
@@ -78,12 +100,19 @@ class MemberTable:
         room = cap - self.holding - extra_holding
         return max(0, min(deficit, room))
 
-    def pick_for_claim(self, fingerprint: str) -> Member | None:
-        """The ready member of `fingerprint` that has been ready longest (members age evenly)."""
+    def pick_for_claim(
+        self, fingerprint: str, skip: frozenset[MemberKey] = frozenset()
+    ) -> Member | None:
+        """The ready, unreserved member of `fingerprint` (not in `skip`) that has been ready
+        longest, so members age evenly. Other processes pick alike; the one that loses the
+        member's lock learns it at once and picks again with that member in `skip`."""
         ready = [
             m
             for m in self._members.values()
-            if m.state is State.READY and m.fingerprint == fingerprint
+            if m.state is State.READY
+            and m.fingerprint == fingerprint
+            and m.reserved_for is None
+            and m.key not in skip
         ]
         if not ready:
             return None
@@ -93,7 +122,11 @@ class MemberTable:
         """Members to retire to shrink to `target`: not-yet-ready ones first, newest first (they
         have cost least and serve no claim yet), then ready ones, oldest first (closest to max_age).
         """
-        candidates = [m for m in self._members.values() if m.state in LIVE - {State.CLAIMING}]
+        candidates = [
+            m
+            for m in self._members.values()
+            if m.state in LIVE - {State.CLAIMING} and m.reserved_for is None
+        ]
         excess = len(candidates) + self.count(State.CLAIMING) - target
         if excess <= 0:
             return []
@@ -108,7 +141,9 @@ class MemberTable:
         return [
             m
             for m in self._members.values()
-            if m.fingerprint != fingerprint and m.state in LIVE - {State.CLAIMING}
+            if m.fingerprint != fingerprint
+            and m.state in LIVE - {State.CLAIMING}
+            and m.reserved_for is None
         ]
 
     def expired(self, now: float, max_age: float) -> list[Member]:
@@ -117,6 +152,17 @@ class MemberTable:
             return []
         return [
             m for m in self._members.values() if m.state is State.READY and now - m.born >= max_age
+        ]
+
+    def overdue(self, now: float, ready_timeout: float) -> list[Member]:
+        """Unreserved members not ready `ready_timeout` seconds after they were made or found."""
+        if ready_timeout <= 0:
+            return []
+        waiting = {State.CREATING, State.STARTING, State.WARMING}
+        return [
+            m
+            for m in self._members.values()
+            if m.state in waiting and m.reserved_for is None and now - m.born >= ready_timeout
         ]
 
     def next_expiry(self, max_age: float) -> float | None:

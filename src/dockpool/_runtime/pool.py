@@ -4,12 +4,18 @@ pool = ContainerPool(spec, size=3, name="demo")
 pool.start()                      # checks the engine and the image, then warms in the background
 pool.wait_until_full(timeout=60)
 lease = pool.claim("session-1")   # or: await pool.aclaim("session-1")
-pool.close()                      # removes unclaimed members; claimed ones keep running
+pool.close()                      # hands the upkeep on, or (last process) removes unclaimed members
+
+Several processes may run a pool of one name on one engine: they share its members (see
+peers.py for who does the upkeep, locks.py for why a member goes to exactly one claimer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import secrets
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,26 +26,19 @@ import attrs
 from loguru import logger
 
 from dockpool import signals
+from dockpool._adapters.api import EngineApi
 from dockpool._adapters.config_watch import ConfigWatcher
 from dockpool._adapters.docker_api import DockerAdapter
 from dockpool._adapters.event_stream import DockerEventSource, EventSource
-from dockpool._core import machine as m
 from dockpool._core.config import ConfigChange, PoolConfig
-from dockpool._core.errors import (
-    ConfigError,
-    DockerError,
-    DockpoolError,
-    PoolClosedError,
-    PoolTimeoutError,
-)
+from dockpool._core.errors import ConfigError, DockerError, DockpoolError, PoolClosedError
 from dockpool._core.spec import POOL_LABEL, ContainerSpec
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.claims import check_name, claim_from_pool, cold_start
-from dockpool._runtime.engine import Engine, Recipe
 from dockpool._runtime.lease import Lease, PoolStats
-from dockpool._runtime.listener import Listener
-from dockpool._runtime.reconciler import Reconciler
 from dockpool._runtime.reload import apply_config, describe
+from dockpool._runtime.runtime import Runtime
+from dockpool._runtime.state import Lifecycle
 
 
 class ContainerPool:
@@ -62,12 +61,12 @@ class ContainerPool:
         ready_timeout: float = 120.0,
         resync_interval: float = 60.0,
         docker_url: str | None = None,
-        adapter: DockerAdapter | None = None,
+        adapter: EngineApi | None = None,
         event_source: EventSource | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        config = PoolConfig(
+        self._config = PoolConfig(
             spec=spec,
             size=size,
             name=name,
@@ -82,12 +81,11 @@ class ContainerPool:
         self._event_source = event_source
         self._backoff = backoff or Backoff(base=0.5, cap=30.0, clock=clock)
         self._clock = clock
-        self._config = config
-        self._engine: Engine | None = None
-        self._reconciler: Reconciler | None = None
-        self._listener: Listener | None = None
-        self._closed = False
+        self._rt: Runtime | None = None
+        self._lifecycle = Lifecycle.NEW
         self._watchers: list[ConfigWatcher] = []
+        #: this process's token on the engine (names its presence and hands)
+        self.token = secrets.token_hex(4)
 
     @classmethod
     def from_config(cls, config: PoolConfig, **options: Any) -> ContainerPool:
@@ -105,142 +103,157 @@ class ContainerPool:
     @property
     def config(self) -> PoolConfig:
         """The configuration in force (its size follows `resize`)."""
-        engine = self._engine
-        return self._config.with_size(engine.target) if engine else self._config
+        rt = self._rt
+        return rt.state.config.with_size(rt.state.target) if rt else self._config
 
     @property
     def fingerprint(self) -> str:
         """The spec's fingerprint with the image resolved (empty before `start`)."""
-        return self._engine.fingerprint if self._engine else ""
+        return self._rt.state.fingerprint if self._rt else ""
 
     @property
     def started(self) -> bool:
-        return self._engine is not None and not self._closed
+        return self._lifecycle is Lifecycle.RUNNING
+
+    @property
+    def leader(self) -> bool:
+        """True while this process does the pool's upkeep (see `dockpool._runtime.peers`)."""
+        return self._rt is not None and self._rt.peers.leader
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> ContainerPool:
-        """Check the engine and the image, then warm members in the background; returns at once.
+        """Check the engine and the image, join the pool on the engine, warm in the background.
 
         Raises DaemonUnavailableError if the engine cannot be reached and ImageNotFoundError if
         the image is missing; nothing is started then.
         """
-        if self._closed:
+        if self._lifecycle in (Lifecycle.CLOSING, Lifecycle.CLOSED):
             raise PoolClosedError(f"pool {self.name} was closed; make a new one")
-        if self._engine is not None:
+        if self._rt is not None:
             return self
         cfg = self._config
-        adapter = self._adapter or DockerAdapter(self._docker_url)
-        try:
-            adapter.ping()
-            image_id = adapter.resolve_image(cfg.spec.image)
-        except DockerError:
-            adapter.close()
-            raise
-        engine = Engine(cfg, adapter, self._backoff, self._clock)
-        engine.sender = self
-        engine.use(Recipe(cfg.spec, image_id, cfg.spec.fingerprint(image_id)))
-        reconciler = Reconciler(engine)
-        engine.wake = reconciler.wake
+        api = self._adapter or DockerAdapter(self._docker_url)
         source = self._event_source or DockerEventSource({POOL_LABEL: cfg.name}, self._docker_url)
-        listener = Listener(
-            source,
-            on_event=reconciler.post_event,
-            on_connect=lambda again: self._on_connect(reconciler, again),
-            on_lost=self._on_lost,
-            name=f"dockpool-{cfg.name}-listener",
-        )
-        self._engine, self._reconciler, self._listener = engine, reconciler, listener
-        reconciler.start()
-        listener.start()
-        logger.info("pool {}: started, target size {} ({})", cfg.name, cfg.size, cfg.spec.image)
+        try:
+            api.ping()
+            image_id = api.resolve_image(cfg.spec.image)
+            rt = Runtime.build(cfg, api, source, self._backoff, self._clock, self.token, image_id)
+            rt.executor.sender = self
+            rt.peers.join()
+        except DockerError:
+            api.close()
+            raise
+        self._rt = rt
+        self._lifecycle = rt.state.lifecycle = Lifecycle.RUNNING
+        rt.listener.on_connect = self._on_connect
+        rt.listener.on_lost = self._on_lost
+        rt.reconciler.start()
+        rt.listener.start()
+        role = "upkeep leader" if rt.peers.leader else "follower"
+        logger.info("pool {}: started as {} ({}), target size {} ({})",
+                    cfg.name, role, self.token, cfg.size, cfg.spec.image)  # fmt: skip
         return self
 
-    def _on_connect(self, reconciler: Reconciler, again: bool) -> None:
+    def _on_connect(self, again: bool) -> None:
+        rt = self._rt
+        if rt is None:
+            return
         if again:
             logger.info("pool {}: event stream restored; resyncing", self.name)
             signals.send("stream_restored", self)
-            engine = self._engine
-            if engine is not None:  # creates that failed while the engine was away were not
-                with engine.lock:  # the members' fault: refill at once, without back-off
-                    engine.backoff.succeed()
-        reconciler.request_resync()
+            with rt.state.lock:  # creates that failed while the engine was away were not the
+                rt.executor.backoff.succeed()  # members' fault: refill at once
+        rt.reconciler.request_resync()
 
     def _on_lost(self, reason: str, retry_in: float) -> None:
         logger.warning("pool {}: {}; reconnecting in {:.1f} s", self.name, reason, retry_in)
         signals.send("stream_lost", self, error=reason, retry_in=retry_in)
 
-    def _running(self) -> Engine:
-        if self._engine is None or self._closed:
+    def _running(self) -> Runtime:
+        if self._rt is None or self._lifecycle is not Lifecycle.RUNNING:
             raise PoolClosedError(
                 f"pool {self.name} is not running (call start(), not after close())"
             )
-        return self._engine
+        return self._rt
 
     def wait_until_full(self, timeout: float = 60.0) -> None:
         """Block until the target number of members is ready; PoolTimeoutError after `timeout`."""
-        engine = self._running()
-        with engine.lock:
-            full = engine.changed.wait_for(
-                lambda: engine.table.count(m.State.READY) >= engine.target or engine.closing,
-                timeout=timeout,
-            )
-        if not full:
-            stats = self.stats()
-            last = engine.counters.last_failure
-            raise PoolTimeoutError(
-                f"pool {self.name}: {stats.ready} of {stats.size} members ready after {timeout} s"
-                + (f" (last failure: {last})" if last else "")
-            )
+        self._running().wait_until_full(timeout)
 
     def claim(self, session_name: str, *, timeout: float | None = None) -> Lease:
         """Rename a ready member to `session_name` and hand it over; cold-start when none is ready.
 
-        Thread-safe. NameInUseError if the name is taken (nothing is touched then); ClaimError
-        if neither the pool nor a cold start could serve it (the message says why).
+        Thread-safe, and safe across processes sharing the pool. NameInUseError if the name is
+        taken (nothing is touched then); ClaimError if neither the pool nor a cold start could
+        serve it (the message says why).
         """
-        engine = self._running()
-        check_name(session_name)
+        return self._claim(session_name, timeout, None)
+
+    def _claim(self, session: str, timeout: float | None, cancel: threading.Event | None) -> Lease:
+        rt = self._running()
+        check_name(session)
         started = time.perf_counter()
-        lease = claim_from_pool(engine, session_name, started)
+        lease = claim_from_pool(rt.executor, session, started, cancel)
         if lease is not None:
             return lease
-        assert self._reconciler is not None
-        wait = engine.config.ready_timeout if timeout is None else timeout
-        return cold_start(engine, self._reconciler, session_name, started, wait)
+        wait = rt.state.config.ready_timeout if timeout is None else timeout
+        return cold_start(rt.executor, session, started, wait, cancel)
 
     def try_claim(self, session_name: str) -> Lease | None:
         """Like `claim`, but only from the pool: None (and nothing created) when none is ready.
 
         For hosts that have a cold path of their own and want to take it themselves.
         """
-        engine = self._running()
+        rt = self._running()
         check_name(session_name)
-        return claim_from_pool(engine, session_name, time.perf_counter())
+        return claim_from_pool(rt.executor, session_name, time.perf_counter())
 
     async def aclaim(self, session_name: str, *, timeout: float | None = None) -> Lease:
-        """`claim` for asyncio hosts: runs in a worker thread, never blocks the event loop."""
-        return await asyncio.to_thread(self.claim, session_name, timeout=timeout)
+        """`claim` for asyncio hosts: runs in a worker thread, never blocks the event loop.
+
+        If the awaiting task is cancelled, the claim stops before its rename if it can; a
+        container renamed for it all the same is removed (it was never handed to anyone).
+        """
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        job = functools.partial(self._claim, session_name, timeout, cancel)
+        future = loop.run_in_executor(None, job)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            future.add_done_callback(self._undo_cancelled)
+            raise
+
+    def _undo_cancelled(self, future: asyncio.Future[Lease]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        lease = future.result()
+        rt = self._rt
+        logger.warning("claim {}: its caller was cancelled; removing {} (never handed out)",
+                       lease.name, lease.container_id[:12])  # fmt: skip
+        if rt is not None:
+            rt.executor.removes.submit(functools.partial(rt.discard_unclaimed_lease, lease))
 
     def resize(self, size: int) -> None:
         """Change the target size: growing creates members, shrinking retires the surplus."""
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ConfigError(f"pool size must be an integer >= 0, got {size!r}")
-        engine = self._running()
-        with engine.lock:
-            old, engine.target = engine.target, size
-            surplus = engine.table.surplus(size)
+        rt = self._running()
+        with rt.state.lock:
+            old, rt.state.target = rt.state.target, size
         if old != size:
             logger.info("pool {}: size {} -> {}", self.name, old, size)
             signals.send("pool_resized", self, old=old, new=size)
-        engine.retire(surplus, "shrink")
-        engine.top_up()
+        rt.upkeep.shrink()
+        rt.upkeep.top_up()
 
     def apply_config(self, config: PoolConfig) -> ConfigChange:
         """Apply a new config to the running pool (see `dockpool._runtime.reload` for what
         changes live); raises before changing anything if a new image cannot be resolved."""
-        engine = self._running()
-        change, effective = apply_config(engine, config)
+        rt = self._running()
+        change, effective = apply_config(rt, config)
         if "size" in change.live:
             self.resize(effective.size)
         return change
@@ -272,41 +285,27 @@ class ContainerPool:
 
     def stats(self) -> PoolStats:
         """A snapshot of the pool's counters."""
-        if self._engine is None:
+        if self._rt is None:
             return PoolStats(self._config.size, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, 0, 0)
-        connects = self._listener.connects if self._listener else 0
-        return self._engine.stats(reconnects=max(0, connects - 1))
+        return self._rt.stats()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop listening, remove every unclaimed member, end every thread; within `timeout`."""
-        engine, reconciler, listener = self._engine, self._reconciler, self._listener
-        if engine is None or self._closed:
-            self._closed = True
+        """Leave the pool within `timeout`: stop listening, end every thread, remove this
+        process's presence and hands; the last process of the pool also removes every
+        unclaimed member. Claimed containers keep running."""
+        rt = self._rt
+        if rt is None or self._lifecycle is not Lifecycle.RUNNING:
+            self._lifecycle = Lifecycle.CLOSED
             return
-        self._closed = True
-        deadline = time.monotonic() + timeout
+        self._lifecycle = Lifecycle.CLOSING
         for watcher in self._watchers:
             watcher.stop(timeout=min(2.0, timeout))
-        with engine.lock:
-            engine.closing = True
-            engine.changed.notify_all()
-        assert listener is not None and reconciler is not None
-        listener.stop(timeout=min(5.0, timeout))
-        reconciler.stop(timeout=min(5.0, timeout))
-        engine.retire(list(engine.table), "close")
-        with engine.lock:
-            engine.changed.wait_for(
-                lambda: all(mem.state is m.State.CLAIMING for mem in engine.table),
-                timeout=max(0.0, deadline - time.monotonic()),
-            )
-        ok = engine.creates.stop(max(0.0, deadline - time.monotonic()))
-        engine.sweep_unclaimed()
-        ok = engine.removes.stop(max(0.0, deadline - time.monotonic())) and ok
-        engine.adapter.close()
+        ok = rt.close(timeout)
+        self._lifecycle = Lifecycle.CLOSED
         logger.info("pool {}: closed{}", self.name, "" if ok else " (some calls still running)")
 
     def __enter__(self) -> ContainerPool:
-        return self.start() if self._engine is None else self
+        return self.start() if self._rt is None else self
 
     def __exit__(
         self,

@@ -1,29 +1,35 @@
 """The reconciler thread: the one consumer of the pool's queue.
 
 It receives Docker events from the listener, resync requests (on every (re)connect of the
-stream) and wake-ups, and turns them into state-machine events for the engine, in arrival
-order, so the events of one container are never processed concurrently. It also owns the
-pool's only periodic work: a slow resync against the engine's list (events are hints, the
-list is the truth), the end of a back-off, and max-age retirement. There is no polling loop:
-between deadlines it sleeps on its queue.
+stream, and when this process takes over the upkeep) and wake-ups, and turns them into
+state-machine events, in arrival order, so the events of one container are never processed
+concurrently. It also owns the pool's only periodic work: a slow resync against the engine's
+list (events are hints, the list is the truth), the end of a back-off, max age and the
+warm-up deadline. Between deadlines it sleeps on its queue.
+
+A resync lists without holding the lock (a list is a round trip), so by the time it looks at
+a row the table may know better: a member that changed after the list began is left alone,
+and a container that left the table (claimed, removed) is never discovered again from it.
 """
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
-from collections.abc import Callable
 
 from loguru import logger
 
 from dockpool import signals
-from dockpool._adapters.docker_api import ContainerView
+from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
 from dockpool._core.errors import DockerError
 from dockpool._core.events import ContainerEvent, machine_event
-from dockpool._core.spec import NAME_PREFIX, SPEC_LABEL
-from dockpool._runtime.engine import Engine
+from dockpool._core.spec import POOL_LABEL, is_member_name, leader_name, role_of
+from dockpool._runtime.executor import Executor
+from dockpool._runtime.locks import Locks
+from dockpool._runtime.peers import Peers
+from dockpool._runtime.state import PoolState
+from dockpool._runtime.upkeep import Upkeep
 
 _STOP = "stop"
 _RESYNC = "resync"
@@ -31,17 +37,30 @@ _WAKE = "wake"
 
 
 class Reconciler:
-    """Feeds events to the engine in order; resyncs; keeps the timers."""
+    """Feeds events to the machine in order; resyncs; keeps the timers."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        state: PoolState,
+        api: EngineApi,
+        executor: Executor,
+        upkeep: Upkeep,
+        peers: Peers,
+        locks: Locks,
+    ) -> None:
+        self.state = state
+        self.api = api
+        self.executor = executor
+        self.upkeep = upkeep
+        self.peers = peers
+        self.locks = locks
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(
-            target=self._run, name=f"dockpool-{engine.config.name}-reconciler", daemon=True
+            target=self._run, name=f"dockpool-{state.name}-reconciler", daemon=True
         )
-        self._next_resync = 0.0
-        #: container id -> callback, for cold starts waiting on their own container's events
-        self.watchers: dict[m.ContainerId, Callable[[ContainerEvent], None]] = {}
+        self._last_resync = float("-inf")
+        self._pending_lock = threading.Lock()
+        self._resync_pending = False
 
     def start(self) -> None:
         self._thread.start()
@@ -58,6 +77,11 @@ class Reconciler:
         self._queue.put(event)
 
     def request_resync(self) -> None:
+        """Ask for a resync; requests made before it runs are served by that one resync."""
+        with self._pending_lock:
+            if self._resync_pending:
+                return
+            self._resync_pending = True
         self._queue.put(_RESYNC)
 
     def wake(self) -> None:
@@ -66,7 +90,6 @@ class Reconciler:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        engine = self.engine
         while True:
             try:
                 item = self._queue.get(timeout=self._sleep_time())
@@ -80,122 +103,126 @@ class Reconciler:
                 elif item == _RESYNC:
                     self.resync()
                 self._timers()
-                engine.top_up()
             except Exception:  # the reconciler must outlive any single bad event
                 logger.opt(exception=True).error("reconciler failed on {!r}", item)
 
+    def _next_resync(self) -> float:
+        interval = self.state.config.resync_interval  # read each time: a reload applies at once
+        periodic = self._last_resync + interval if interval > 0 else float("inf")
+        return min(periodic, self.state.resync_due)
+
     def _sleep_time(self) -> float | None:
         """Seconds until the next deadline; None (sleep until woken) when there is none."""
-        engine = self.engine
-        now = engine.clock()
-        deadlines = [self._next_resync]
-        with engine.lock:
-            if engine.backoff.remaining() > 0:
-                deadlines.append(engine.backoff.until)
-            expiry = engine.table.next_expiry(engine.config.max_age)
-        if expiry is not None:
-            deadlines.append(expiry)
+        deadlines = [self._next_resync()]
+        upkeep = self.upkeep.next_deadline()
+        if upkeep is not None:
+            deadlines.append(upkeep)
         nearest = min(deadlines)
-        return None if nearest == float("inf") else max(0.01, nearest - now)
+        return None if nearest == float("inf") else max(0.01, nearest - self.state.clock())
 
     def _timers(self) -> None:
-        engine = self.engine
-        now = engine.clock()
-        if now >= self._next_resync:
+        if self.state.clock() >= self._next_resync():
             self.resync()
-        with engine.lock:
-            expired = engine.table.expired(now, engine.config.max_age)
-        engine.retire(expired, "max age", replace=True)
+        self.upkeep.timers()
+        self.upkeep.shrink()
+        self.upkeep.top_up()
 
     def _on_event(self, event: ContainerEvent) -> None:
-        engine = self.engine
-        signals.send("docker_event", engine.sender, event=event)
-        with engine.lock:
-            key = engine.table.key_of(event.container_id)
-            watcher = self.watchers.get(event.container_id)
-        if watcher is not None:
-            watcher(event)
-        if key is None:
+        state = self.state
+        signals.send("docker_event", self.executor.sender, event=event)
+        role = role_of(event.labels)
+        if role == "presence":
+            self.peers.on_event(event.container_id, event.action, event.name)
             return
-        change = machine_event(event)
-        if change is not None:
-            engine.apply(key, change)
+        if role != "member":
+            return
+        with state.lock:
+            key = state.table.key_of(event.container_id)
+        if key is not None:
+            change = machine_event(event)
+            if change is not None:
+                self.executor.apply(key, change)
+            return
+        # another process's member: its start and health tell this process about it
+        if is_member_name(state.name, event.name) and event.action in (
+            "start",
+            "health_status: healthy",
+        ):
+            healthy = event.action != "start" or not state.needs_health
+            view = ContainerView(
+                id=event.container_id,
+                name=event.name,
+                status="running",
+                health=("healthy" if healthy else "starting") if state.needs_health else None,
+                labels=event.labels,
+            )
+            self.executor.discover(view)
 
     # -- resync: list + compare ---------------------------------------------------------------
 
     def resync(self) -> None:
         """Compare the table with the engine's list of the pool's containers and act on it."""
-        engine = self.engine
-        self._next_resync = engine.clock() + (engine.config.resync_interval or float("inf"))
-        with engine.lock:
-            known = engine.table.ids()
+        state = self.state
+        self._last_resync = state.clock()
+        with self._pending_lock:
+            self._resync_pending = False
+        with state.lock:
+            began = state.table.version
+            state.resync_due = float("inf")
         try:
-            views = engine.adapter.list({"dockpool.pool": engine.config.name})
+            views = self.api.list({POOL_LABEL: state.name})
         except DockerError as exc:
-            logger.warning("resync of pool {} failed: {}", engine.config.name, exc)
+            logger.warning("resync of pool {} failed: {}", state.name, exc)
             return
-        listed = {v.id for v in views}
         changed = 0
+        listed = set()
         for view in views:
-            changed += self._reconcile_one(view)
-        for cid in known - listed:  # gone without an event reaching us
-            key = engine.table.key_of(cid)
-            if key is not None:
-                engine.apply(key, m.Destroyed())
-                changed += 1
-        engine.counters.resyncs += 1
-        signals.send("resynced", engine.sender, seen=len(views), changed=changed)
+            if role_of(view.labels) == "member":
+                listed.add(view.id)
+                changed += self._reconcile_one(view, began)
+        with state.lock:
+            missing = [
+                mem.key
+                for mem in state.table
+                if mem.container_id is not None
+                and mem.container_id not in listed
+                and state.table.version_of(mem.key) <= began
+            ]
+        for key in missing:  # gone without an event reaching us
+            self.executor.apply(key, m.Destroyed())
+            changed += 1
+        self._peers(views)
+        with state.lock:
+            state.counters.resyncs += 1
+        signals.send("resynced", self.executor.sender, seen=len(views), changed=changed)
 
-    def _reconcile_one(self, view: ContainerView) -> int:
-        engine = self.engine
-        prefix = f"{NAME_PREFIX}{engine.config.name}-"
-        with engine.lock:
-            key = engine.table.key_of(view.id)
-            in_flight = view.name.startswith(prefix) and engine.table.get(
-                m.MemberKey(view.name[len(prefix) :])
-            )
-        if key is not None:
-            before = engine.table.get(key)
-            engine.apply(key, m.Observed(status=view.status, health=view.health, name=view.name))
-            return int(engine.table.get(key) != before)
-        if not view.name.startswith(prefix) or in_flight:
-            return 0  # claimed (another name): never touched; or our own create in flight
-        if self._adoptable(view):
-            self._adopt(view, m.MemberKey(view.name[len(prefix) :]))
-        else:
-            logger.info("removing stale member {} ({}, {})", view.name, view.status, view.health)
-            engine.removes.submit(functools.partial(_quiet_remove, engine, view.id))
-        return 1
+    def _reconcile_one(self, view: ContainerView, began: int) -> int:
+        state = self.state
+        with state.lock:
+            key = state.table.key_of(view.id)
+            if key is not None and state.table.version_of(key) > began:
+                return 0  # changed since the list began: the row is older than the table
+            before = state.table.get(key) if key is not None else None
+        if key is None:
+            if not is_member_name(state.name, view.name):
+                return 0  # claimed (a session's name): never touched
+            return int(self.executor.discover(view))
+        seen = m.Observed(status=view.status, health=view.health, name=view.name)
+        self.executor.apply(key, seen)
+        return int(state.table.get(key) != before)
 
-    def _adoptable(self, view: ContainerView) -> bool:
-        engine = self.engine
-        healthy = view.health == "healthy" or (view.health is None and not engine.needs_health)
-        with engine.lock:
-            room = engine.table.live < engine.target and not engine.closing
-        return (
-            room and view.running and healthy and view.labels.get(SPEC_LABEL) == engine.fingerprint
-        )
-
-    def _adopt(self, view: ContainerView, key: m.MemberKey) -> None:
-        engine = self.engine
-        member = m.Member(
-            key=key,
-            name=view.name,
-            state=m.State.READY,
-            container_id=view.id,
-            needs_health=engine.needs_health,
-            fingerprint=engine.fingerprint,
-            born=engine.clock(),
-        )
-        with engine.lock:
-            engine.table.store(member, engine.clock())
-            engine.changed.notify_all()
-        logger.info("adopted member {} from an earlier run", view.name)
-        signals.send("member_ready", engine.sender, member=member, reason="adopted")
-
-
-def _quiet_remove(engine: Engine, cid: m.ContainerId) -> None:
-    try:
-        engine.adapter.remove(cid)
-    except DockerError as exc:
-        logger.warning("removing stale container {} failed: {}", cid[:12], exc)
+    def _peers(self, views: list[ContainerView]) -> None:
+        """Rejoin if the engine lost this process's presence; take over a missing leader."""
+        peers = self.peers
+        mine = next((v for v in views if v.id == peers.presence_id), None)
+        try:
+            if mine is None or not mine.running:
+                peers.join()
+            elif not peers.leader and not any(
+                v.name == leader_name(self.state.name) and v.running for v in views
+            ):
+                peers.contend()
+        except DockerError as exc:
+            logger.warning("pool {}: presence: {}", self.state.name, exc)
+        self.upkeep.housekeep(self.api, views, peers.dead_owners(views))
+        self.locks.repair()

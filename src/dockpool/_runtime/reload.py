@@ -17,23 +17,25 @@ from loguru import logger
 
 from dockpool import signals
 from dockpool._core.config import ConfigChange, PoolConfig, diff
-from dockpool._runtime.engine import Engine, Recipe
+from dockpool._runtime.runtime import Runtime
+from dockpool._runtime.state import Recipe
 
 
-def apply_config(engine: Engine, new: PoolConfig) -> tuple[ConfigChange, PoolConfig]:
+def apply_config(rt: Runtime, new: PoolConfig) -> tuple[ConfigChange, PoolConfig]:
     """Apply what can be applied of `new`; return the change and the config now in force.
 
     Raises a DockerError (e.g. ImageNotFoundError) before changing anything if a new spec's
     image cannot be resolved. Sizing is left to the caller (`ContainerPool.resize`).
     """
-    with engine.lock:
-        old = engine.config.with_size(engine.target)
+    state = rt.state
+    with state.lock:
+        old = state.config.with_size(state.target)
     change = diff(old, new)
     if change.empty:
         return change, old
     recipe = None
     if change.spec:
-        image_id = engine.adapter.resolve_image(new.spec.image)
+        image_id = rt.api.resolve_image(new.spec.image)
         recipe = Recipe(new.spec, image_id, new.spec.fingerprint(image_id))
     for key in change.restart:
         logger.warning(
@@ -44,19 +46,20 @@ def apply_config(engine: Engine, new: PoolConfig) -> tuple[ConfigChange, PoolCon
             getattr(new, key),
         )
     effective = attrs.evolve(new, **{key: getattr(old, key) for key in change.restart})
-    with engine.lock:
-        engine.config = attrs.evolve(effective, size=old.size)
-    engine.creates.resize(effective.create_concurrency)
-    if recipe is not None and recipe.fingerprint != engine.fingerprint:
-        engine.use(recipe)
-        with engine.lock:
-            outdated = engine.table.outdated(recipe.fingerprint)
-        logger.info(
-            "new spec {}: retiring {} members of the old one", recipe.fingerprint, len(outdated)
-        )
-        engine.retire(outdated, "spec changed")
-    engine.wake()
-    signals.send("config_changed", engine.sender, config=effective, old=old)
+    with state.lock:
+        state.config = attrs.evolve(effective, size=old.size)
+    rt.executor.creates.resize(effective.create_concurrency)
+    if recipe is not None and recipe.fingerprint != state.fingerprint:
+        state.use(recipe)
+        if rt.upkeep.active():
+            with state.lock:
+                outdated = state.table.outdated(recipe.fingerprint)
+            logger.info(
+                "new spec {}: retiring {} members of the old one", recipe.fingerprint, len(outdated)
+            )
+            rt.upkeep.retire(outdated, "spec changed")
+    rt.reconciler.wake()  # resync_interval and the timers apply at once
+    signals.send("config_changed", rt.executor.sender, config=effective, old=old)
     return change, effective
 
 

@@ -1,0 +1,294 @@
+"""The one place where the state machine's decisions are carried out.
+
+`apply(key, event)` feeds the machine, records the new member under the lock and runs the
+effects outside it: creates on the create workers (a cold start's in its claimer's thread, so a
+claim never queues behind the refill), starts in the thread that saw the create finish,
+removals on the remove workers, signals in the calling thread. `Remove` is upkeep: it runs
+only in the process that does the upkeep (or in the last process of a pool, as it closes) and
+only while holding the member's lock (see locks.py). The claim's `Rename` is carried out by
+`rename`, called by the claim that asked for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from dockpool import signals
+from dockpool._adapters.api import ContainerView, EngineApi
+from dockpool._core import machine as m
+from dockpool._core.errors import ContainerNotFoundError, DockerError, NameConflictError
+from dockpool._core.spec import NAME_PREFIX, SPEC_LABEL
+from dockpool._runtime.backoff import Backoff
+from dockpool._runtime.locks import Hand, Locks
+from dockpool._runtime.state import PoolState
+from dockpool._runtime.workers import Workers
+
+#: Consecutive failures before the pool announces `pool_degraded`.
+DEGRADED_AFTER = 2
+
+
+class Executor:
+    """Applies member events through the machine and performs the effects."""
+
+    def __init__(
+        self,
+        state: PoolState,
+        api: EngineApi,
+        locks: Locks,
+        backoff: Backoff,
+        may_upkeep: Callable[[], bool],
+    ) -> None:
+        self.state = state
+        self.api = api
+        self.locks = locks
+        self.backoff = backoff
+        self.may_upkeep = may_upkeep
+        self.degraded = False
+        self.sender: Any = self  # the object signals are sent from (the public pool)
+        self.wake: Callable[[], None] = lambda: None  # nudges the reconciler (back-off timer)
+        self.refill: Callable[[], None] = lambda: None  # upkeep's top-up
+        name = state.name
+        self.creates = Workers(state.config.create_concurrency, f"dockpool-{name}-create")
+        self.removes = Workers(2, f"dockpool-{name}-remove")
+
+    # -- the table, through the machine ----------------------------------------------------
+
+    def apply(self, key: m.MemberKey, event: m.Event, **payload: Any) -> m.Effects:
+        """Feed `event` to member `key`, run the effects; return the claim's Rename, if any."""
+        state = self.state
+        with state.lock:
+            member = state.table.get(key)
+            if member is None:
+                return ()
+            new, effects = m.transition(member, event)
+            if new == member and not effects:
+                return ()
+            state.table.store(new, state.clock())
+            state.changed.notify_all()
+            self._count(effects)
+        return self.run(new, effects, **payload)
+
+    def admit(self, member: m.Member, effects: m.Effects) -> m.Effects:
+        """Record a member that the machine just made (provisioned or discovered) and act."""
+        self.record(member)
+        return self.run(member, effects)
+
+    def record(self, member: m.Member) -> None:
+        """Record a member the machine just made, without acting yet (a cold start records
+        its member under the lock that checked the cap, then takes its lock, then acts)."""
+        with self.state.lock:
+            self.state.table.store(member, self.state.clock())
+            self.state.changed.notify_all()
+
+    def discover(self, view: ContainerView) -> bool:
+        """Make a record of a pool member this process does not know yet; True if it did."""
+        state = self.state
+        with state.lock:
+            if state.table.key_of(view.id) is not None or state.table.departed(view.id):
+                return False
+            prefix = f"{NAME_PREFIX}{state.name}-"
+            key = m.MemberKey(view.name[len(prefix) :] if view.name.startswith(prefix) else view.id)
+            if state.table.get(key) is not None:
+                return False  # our own create, its id not known yet
+            seen = m.Observed(status=view.status, health=view.health, name=view.name)
+            member, effects = m.discover(
+                key,
+                view.id,
+                seen,
+                needs_health=state.needs_health,
+                fingerprint=view.labels.get(SPEC_LABEL, ""),
+                current=state.fingerprint,
+                now=state.clock(),
+            )
+        self.admit(member, effects)
+        return True
+
+    def _count(self, effects: m.Effects) -> None:
+        """Update counters and back-off (under the lock, before any top-up looks at them)."""
+        counters = self.state.counters
+        for effect in effects:
+            if isinstance(effect, m.Replace) and effect.reason != "claimed":
+                counters.replaced += 1
+            elif isinstance(effect, m.Failure):
+                counters.failed_starts += 1
+                counters.last_failure = effect.reason
+                self.backoff.fail()
+                self.degraded = self.degraded or self.backoff.failures >= DEGRADED_AFTER
+
+    def run(self, member: m.Member, effects: m.Effects, **payload: Any) -> m.Effects:
+        left: list[m.Effect] = []
+        short = False
+        for effect in effects:
+            if isinstance(effect, m.Create):
+                job = functools.partial(self._create, member.key)
+                if member.reserved_for is not None:
+                    job()  # a cold start: in its claimer's thread, ahead of any refill
+                else:
+                    self.creates.submit(job)
+            elif isinstance(effect, m.Start):
+                self._start(member)
+            elif isinstance(effect, m.Remove):
+                if self.may_upkeep():
+                    self.removes.submit(functools.partial(self._remove, member))
+            elif isinstance(effect, m.Discard):
+                self._discard(member)
+            elif isinstance(effect, m.Failure):
+                self._failed(effect.reason)
+                short = True
+            elif isinstance(effect, m.Replace):
+                short = True
+            elif isinstance(effect, m.Notify):
+                self._notify(member, effect, payload)
+            elif isinstance(effect, m.Rename):
+                left.append(effect)
+        if short:
+            self.refill()
+        return tuple(left)
+
+    def _notify(self, member: m.Member, effect: m.Notify, payload: dict[str, Any]) -> None:
+        logger.debug("{} {}: {} {}", member.name, member.state.value, effect.signal, effect.reason)
+        if effect.signal == "member_ready":
+            with self.state.lock:
+                self.backoff.succeed()
+                recovered, self.degraded = self.degraded, False
+            if recovered:
+                signals.send("pool_recovered", self.sender)
+        signals.send(effect.signal, self.sender, member=member, reason=effect.reason, **payload)
+
+    def _failed(self, reason: str) -> None:
+        with self.state.lock:
+            delay = self.backoff.remaining()
+            failures = self.backoff.failures
+        logger.warning("pool {}: member failed ({}); next create in {:.1f} s",
+                       self.state.name, reason, delay)  # fmt: skip
+        if failures >= DEGRADED_AFTER:
+            signals.send(
+                "pool_degraded", self.sender, failures=failures, retry_in=delay, reason=reason
+            )
+        self.wake()
+
+    # -- Docker calls -------------------------------------------------------------------------
+
+    def _create(self, key: m.MemberKey) -> None:
+        state = self.state
+        member = state.table.get(key)
+        if member is None:
+            return
+        if state.closing or member.state is m.State.RETIRING:
+            self.apply(key, m.CreateFailed("retired before its create"))
+            return
+        recipe = state.recipes[member.fingerprint]
+        labels = state.labels(
+            recipe.fingerprint, "refill" if member.reserved_for is None else "cold"
+        )
+        try:
+            cid = self.api.create(recipe.spec, member.name, labels, image=recipe.image_id)
+        except DockerError as exc:
+            self.apply(key, m.CreateFailed(str(exc)))
+            self.state.resync_soon()  # the create may have gone through all the same: look
+            self.wake()
+            return
+        self.apply(key, m.Created(cid))
+
+    def _start(self, member: m.Member) -> None:
+        assert member.container_id is not None
+        try:
+            self.api.start(member.container_id)
+        except DockerError as exc:
+            self.apply(member.key, m.StartFailed(str(exc)))
+            return
+        self.apply(member.key, m.Started())
+
+    def _remove(self, member: m.Member) -> None:
+        """Remove an unclaimed member, holding its lock, after reading its name back."""
+        cid = member.container_id
+        if cid is None:
+            return
+        try:
+            hand = self.locks.acquire(member.name)
+        except DockerError as exc:
+            logger.warning("removing {}: {} (retried at the next resync)", member.name, exc)
+            return
+        if hand is None:  # a claim elsewhere holds it: it is renamed, or let go, soon
+            logger.debug("removing {}: locked by another process; retried soon", member.name)
+            self.state.resync_soon()
+            self.wake()
+            return
+        outcome: m.Event = m.Destroyed()
+        try:
+            view = self.api.inspect(cid)
+            if view.name != member.name:
+                outcome = m.Renamed(view.name)
+            else:
+                self.api.remove(cid)
+        except ContainerNotFoundError:
+            pass
+        except DockerError as exc:
+            logger.warning("removing {} failed: {} (retried at the next resync)", member.name, exc)
+            return
+        finally:
+            self.locks.release(hand)
+        self.apply(member.key, outcome)
+
+    def _discard(self, member: m.Member) -> None:
+        """Remove a container a claim renamed but did not hand out (it died under the claim)."""
+        if member.container_id is None:
+            return
+        try:
+            self.api.remove(member.container_id)
+        except DockerError as exc:
+            logger.error("discarding {} failed: {}", member.container_id[:12], exc)
+            return
+        self.apply(member.key, m.Destroyed())
+
+    # -- the claim's rename -------------------------------------------------------------------
+
+    def rename(
+        self,
+        member: m.Member,
+        session_name: str,
+        cancel: threading.Event | None,
+        hand: Hand | None = None,
+    ) -> tuple[m.Event, ContainerView | None]:
+        """Carry out a claim's Rename: lock, rename by member name, read back, unlock.
+
+        Returns the machine event it ended with and, on success, the container's view. Raises
+        NameConflictError if the session name is taken (after putting the member back).
+        """
+        assert member.container_id is not None
+        own = hand is None
+        if own:
+            try:
+                hand = self.locks.acquire(member.name)
+            except DockerError as exc:
+                return m.ClaimFailed(str(exc)), None
+            if hand is None:
+                return m.ClaimFailed("locked by another process"), None
+        try:
+            if cancel is not None and cancel.is_set():
+                return m.ClaimFailed("cancelled"), None
+            try:
+                self.api.rename(member.name, session_name)
+            except NameConflictError:
+                self.apply(member.key, m.ClaimFailed("session name in use"))
+                raise
+            except ContainerNotFoundError:
+                return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True), None
+            except DockerError as exc:
+                return m.ClaimFailed(str(exc)), None
+            try:
+                view = self.api.inspect(member.container_id)
+            except ContainerNotFoundError:
+                return m.ClaimSucceeded(alive=False), None
+            except DockerError:  # renamed: it is the session's; the read-back is best effort
+                return m.ClaimSucceeded(alive=True), None
+            healthy = view.health == "healthy" or not member.needs_health
+            return m.ClaimSucceeded(alive=view.running and healthy), view
+        finally:
+            if own and hand is not None:
+                self.removes.submit(functools.partial(self.locks.release, hand))

@@ -1,0 +1,188 @@
+"""The running parts of one pool, built and torn down together.
+
+`Runtime.build` wires the parts, each with one job: `PoolState` (what they share), `Locks`
+(member locks on the engine), `Peers` (this process's presence; who does the upkeep),
+`Executor` (carries out the machine's effects), `Upkeep` (size, retirement, housekeeping; the
+leader's), `Reconciler` (events and resyncs, in order, on one thread) and `Listener` (the event
+stream). `close` takes them down in the order that loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import attrs
+from loguru import logger
+
+from dockpool._adapters.api import EngineApi
+from dockpool._adapters.event_stream import EventSource
+from dockpool._core import machine as m
+from dockpool._core.config import PoolConfig
+from dockpool._core.errors import DockerError, PoolTimeoutError
+from dockpool._core.spec import POOL_LABEL, ROLE_LABEL, is_member_name
+from dockpool._runtime.backoff import Backoff
+from dockpool._runtime.executor import Executor
+from dockpool._runtime.lease import Lease, PoolStats
+from dockpool._runtime.listener import Listener
+from dockpool._runtime.locks import Locks
+from dockpool._runtime.peers import Peers
+from dockpool._runtime.reconciler import Reconciler
+from dockpool._runtime.state import Lifecycle, PoolState, Recipe
+from dockpool._runtime.upkeep import Upkeep
+
+
+@attrs.define
+class Runtime:
+    state: PoolState
+    api: EngineApi
+    locks: Locks
+    peers: Peers
+    executor: Executor
+    upkeep: Upkeep
+    reconciler: Reconciler
+    listener: Listener
+    sweeping: bool = False  # the last process, closing: it removes what is left
+
+    @classmethod
+    def build(
+        cls,
+        config: PoolConfig,
+        api: EngineApi,
+        source: EventSource,
+        backoff: Backoff,
+        clock: Callable[[], float],
+        token: str,
+        image_id: str,
+    ) -> Runtime:
+        state = PoolState(config, clock)
+        state.use(Recipe(config.spec, image_id, config.spec.fingerprint(image_id)))
+
+        def image() -> str:
+            return state.recipe.image_id
+
+        locks = Locks(api, config.name, token, image)
+        holder: list[Runtime] = []
+
+        def may_upkeep() -> bool:
+            rt = holder[0] if holder else None
+            return rt is not None and (rt.sweeping or (rt.peers.leader and not state.closing))
+
+        def on_lead(leading: bool) -> None:  # a takeover: relist, then do the upkeep
+            if leading and holder and holder[0].listener.connects > 0:
+                holder[0].reconciler.request_resync()
+
+        peers = Peers(api, config.name, token, image, on_lead)
+        executor = Executor(state, api, locks, backoff, may_upkeep)
+        upkeep = Upkeep(state, executor, may_upkeep)
+        executor.refill = upkeep.top_up
+        reconciler = Reconciler(state, api, executor, upkeep, peers, locks)
+        executor.wake = reconciler.wake
+        listener = Listener(
+            source,
+            on_event=reconciler.post_event,
+            on_connect=lambda again: reconciler.request_resync(),
+            on_lost=lambda reason, delay: None,
+            name=f"dockpool-{config.name}-listener",
+        )
+        rt = cls(state, api, locks, peers, executor, upkeep, reconciler, listener)
+        holder.append(rt)
+        return rt
+
+    def wait_until_full(self, timeout: float) -> None:
+        state = self.state
+        with state.lock:
+            full = state.changed.wait_for(
+                lambda: state.table.count(m.State.READY) >= state.target or state.closing,
+                timeout=timeout,
+            )
+        if not full:
+            stats = self.stats()
+            last = state.counters.last_failure
+            raise PoolTimeoutError(
+                f"pool {state.name}: {stats.ready} of {stats.size} members ready after {timeout} s"
+                + (f" (last failure: {last})" if last else "")
+            )
+
+    def stats(self) -> PoolStats:
+        S = m.State
+        state = self.state
+        with state.lock:
+            table, c = state.table, state.counters
+            return PoolStats(
+                size=state.target,
+                ready=table.count(S.READY),
+                warming=table.count(S.CREATING, S.STARTING, S.WARMING),
+                claiming=table.count(S.CLAIMING),
+                retiring=table.count(S.RETIRING),
+                hits=c.hits,
+                misses=c.misses,
+                replaced=c.replaced,
+                failed_starts=c.failed_starts,
+                consecutive_failures=self.executor.backoff.failures,
+                degraded=self.executor.degraded,
+                stream_reconnects=max(0, self.listener.connects - 1),
+                resyncs=c.resyncs,
+            )
+
+    def discard_unclaimed_lease(self, lease: Lease) -> None:
+        """Remove a container renamed for a claim whose caller went away before receiving it."""
+        try:
+            self.api.remove(lease.container_id)
+        except DockerError as exc:
+            logger.error("removing {} failed: {}", lease.name, exc)
+
+    def close(self, timeout: float) -> bool:
+        state = self.state
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        with state.lock:
+            state.lifecycle = Lifecycle.CLOSING
+            state.changed.notify_all()
+        self.listener.stop(timeout=min(5.0, timeout))
+        self.reconciler.stop(timeout=min(5.0, timeout))
+        self.peers.leave()  # another process (if any) takes over the upkeep now
+        try:
+            last = not self.peers.others_alive()
+        except DockerError as exc:
+            logger.warning(
+                "pool {}: cannot see other processes ({}); leaving members", state.name, exc
+            )
+            last = False
+        if last:
+            self._sweep(left)
+        ok = self.executor.creates.stop(left())
+        ok = self.executor.removes.stop(left()) and ok
+        self.locks.close()
+        self.api.close()
+        with state.lock:
+            state.lifecycle = Lifecycle.CLOSED
+        return ok
+
+    def _sweep(self, left: Callable[[], float]) -> None:
+        """The last process: retire every unclaimed member, known or not, and wait for them."""
+        state = self.state
+        self.sweeping = True
+        try:
+            views = self.api.list({POOL_LABEL: state.name, ROLE_LABEL: "member"})
+            views += [  # members of runs before roles were labelled
+                v for v in self.api.list({POOL_LABEL: state.name})
+                if ROLE_LABEL not in v.labels
+            ]  # fmt: skip
+        except DockerError as exc:
+            logger.warning("pool {}: final sweep failed: {}", state.name, exc)
+            views = []
+        for view in views:
+            if is_member_name(state.name, view.name):
+                self.executor.discover(view)
+        with state.lock:
+            members = [mem for mem in state.table if mem.state is not m.State.CLAIMING]
+        self.upkeep.retire(members, "close")
+        with state.lock:  # removals run on the remove workers, each holding the member's lock
+            state.changed.wait_for(
+                lambda: all(mem.state is m.State.CLAIMING for mem in state.table),
+                timeout=left(),
+            )

@@ -1,0 +1,111 @@
+"""The pool's shared state: one lock, the member table, and the few facts every part reads.
+
+The parts of the runtime (executor, upkeep, reconciler, claims, peers) each own one job; this
+is what they share, and nothing here acts. Who may change what:
+- the member table: only `Executor.apply` (through the state machine) and `Executor.discover`;
+- `target` and `config`: the pool facade (resize, config reload);
+- `counters`: the executor and the claims, under the lock.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+
+import attrs
+
+from dockpool._core.config import PoolConfig
+from dockpool._core.spec import ORIGIN_LABEL, POOL_LABEL, ROLE_LABEL, SPEC_LABEL, ContainerSpec
+from dockpool._runtime.members import MemberTable
+
+
+class Lifecycle(enum.Enum):
+    """Where the pool object is in its life; the one place that says so."""
+
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class Counters:
+    """Monotonic counters reported by `stats()`."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.replaced = 0
+        self.failed_starts = 0
+        self.resyncs = 0
+        self.lost_races = 0  # claims that found a member locked or taken by another process
+        self.last_failure = ""
+
+
+@attrs.frozen
+class Recipe:
+    """What new members are made of: the spec, its image resolved, and their fingerprint."""
+
+    spec: ContainerSpec
+    image_id: str
+    fingerprint: str
+
+
+class PoolState:
+    """The state that the pool's threads and its claimers share, under `lock`."""
+
+    def __init__(self, config: PoolConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.table = MemberTable()
+        self.counters = Counters()
+        self.target = config.size
+        self.lifecycle = Lifecycle.NEW
+        self.recipe = Recipe(config.spec, "", "")
+        self.recipes: dict[str, Recipe] = {}
+        #: an early resync is due at this clock time (inf: none): after a create whose answer
+        #: was lost, or a remove that found the member's lock held elsewhere
+        self.resync_due = float("inf")
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def closing(self) -> bool:
+        return self.lifecycle in (Lifecycle.CLOSING, Lifecycle.CLOSED)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.recipe.fingerprint
+
+    @property
+    def needs_health(self) -> bool:
+        return self.recipe.spec.healthcheck is not None
+
+    def use(self, recipe: Recipe) -> None:
+        """Make `recipe` the one new members (and cold starts) are made of."""
+        with self.lock:
+            self.recipe = recipe
+            self.recipes[recipe.fingerprint] = recipe
+
+    def labels(self, fingerprint: str, origin: str = "refill") -> dict[str, str]:
+        """A member's labels: its pool, its spec, its role, and how it was made."""
+        return {
+            POOL_LABEL: self.config.name,
+            SPEC_LABEL: fingerprint,
+            ROLE_LABEL: "member",
+            ORIGIN_LABEL: origin,
+        }
+
+    def resync_soon(self, delay: float = 1.0) -> None:
+        """Ask for a resync within `delay` seconds (the reconciler is woken by the caller)."""
+        with self.lock:
+            self.resync_due = min(self.resync_due, self.clock() + delay)
+
+    def notify(self) -> None:
+        with self.lock:
+            self.changed.notify_all()

@@ -1,0 +1,281 @@
+"""Exactly one owner: the races that used to hand a container out twice, or leak one, forced
+deterministically on the in-memory engine (hooks pause the fake engine at the racy step)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dockpool import Backoff, ClaimError, ContainerPool, DaemonUnavailableError, Lease
+from dockpool._core.spec import POOL_LABEL, ROLE_LABEL
+from tests.fakes import FakeContainer, FakeDocker, FakeEventSource, wait_for
+from tests.unit.test_pool_logic import SPEC
+
+
+@pytest.fixture
+def docker() -> FakeDocker:
+    return FakeDocker(FakeEventSource())
+
+
+@pytest.fixture
+def make_pool(docker: FakeDocker) -> Iterator[Any]:
+    """Pools of one name on one fake engine, each with its own event stream (its "process")."""
+    pools: list[ContainerPool] = []
+
+    def make(size: int = 2, **options: Any) -> ContainerPool:
+        source = docker.events if not pools else FakeEventSource()
+        if source not in docker.subscribers:
+            docker.subscribers.append(source)
+        options.setdefault("backoff", Backoff(base=0.01, cap=0.05))
+        pool = ContainerPool(
+            SPEC, size=size, name="fake", adapter=docker, event_source=source, **options
+        )
+        pools.append(pool)
+        return pool.start()
+
+    yield make
+    for pool in pools:
+        pool.close(timeout=5)
+    left = [t.name for t in threading.enumerate() if t.name.startswith("dockpool-")]
+    assert left == [], f"threads left behind: {left}"
+
+
+def members(docker: FakeDocker) -> list[FakeContainer]:
+    return [
+        c
+        for c in docker.by_label(POOL_LABEL, "fake")
+        if c.name.startswith("dockpool-fake-") and c.labels.get(ROLE_LABEL) == "member"
+    ]
+
+
+def named(docker: FakeDocker, name: str) -> FakeContainer | None:
+    return next((c for c in docker.containers.values() if c.name == name), None)
+
+
+def test_resync_that_lists_before_a_claim_does_not_bring_the_member_back(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A resync whose list predates a claim neither re-adopts nor removes the claimed one."""
+    pool = make_pool(1)
+    pool.wait_until_full(timeout=5)
+    claimed: list[Lease] = []
+
+    def claim_during_the_list() -> None:
+        docker.on_list = lambda: None  # once
+        docker.events.drop = True  # and its rename event is lost: only the table can tell
+        worker = threading.Thread(target=lambda: claimed.append(pool.claim("s1")))
+        worker.start()
+        worker.join(5)
+
+    docker.on_list = claim_during_the_list
+    before = pool.stats().resyncs
+    pool._rt.reconciler.request_resync()
+    assert wait_for(lambda: pool.stats().resyncs > before)
+    [lease] = claimed
+    assert pool._rt.state.table.key_of(lease.container_id) is None  # not adopted again
+    docker.events.drop = False
+    pool._rt.reconciler.request_resync()  # the refill's events were lost too: as on a reconnect
+    pool.wait_until_full(timeout=5)
+    second = pool.claim("s2")
+    assert second.container_id != lease.container_id
+    assert docker.containers[lease.container_id].name == "s1"  # still there, still s1's
+    assert pool._rt.state.table.key_of(lease.container_id) is None
+
+
+def test_member_that_dies_at_the_rename_is_not_handed_out(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A member that dies while its claim renames it is discarded; the claim gets another."""
+    pool = make_pool(2)
+    pool.wait_until_full(timeout=5)
+    victims: list[str] = []
+
+    def die_now(old: str, new: str) -> None:
+        if new == "s1" and not victims:
+            c = named(docker, old)
+            assert c is not None
+            victims.append(c.id)
+            docker.kill(c.id, code=137)  # dies between the pick and the rename
+
+    docker.on_rename = die_now
+    lease = pool.claim("s1")
+    assert victims and lease.container_id != victims[0]
+    assert docker.containers[lease.container_id].status == "running"
+    assert wait_for(lambda: victims[0] not in docker.containers)  # discarded, never leaked
+    assert named(docker, "s1") is not None and named(docker, "s1").id == lease.container_id  # type: ignore[union-attr]
+
+
+def test_cold_start_whose_create_response_is_lost_leaves_nothing_behind(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A create that went through but whose answer was lost leaves no container under the
+    session's name, and the container it made is removed by the upkeep."""
+    pool = make_pool(0)
+    assert wait_for(lambda: pool.stats().resyncs >= 1)  # the first resync is behind us
+    docker.lose_create_response = DaemonUnavailableError("connection reset by peer")
+    with pytest.raises(ClaimError, match="connection reset"):
+        pool.claim("s1")
+    assert named(docker, "s1") is None
+    assert wait_for(lambda: members(docker) == [])
+    assert pool.claim("s1").name == "s1"  # the name is free: the next claim gets it
+
+
+def test_cancelled_aclaim_before_its_rename_returns_the_member(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A cancelled aclaim stops before renaming; the member goes back to the pool."""
+    pool = make_pool(1)
+    pool.wait_until_full(timeout=5)
+    locked, go = threading.Event(), threading.Event()
+
+    def pause_at_the_lock(old: str, new: str) -> None:
+        if new.endswith("-lock") and not locked.is_set():
+            locked.set()
+            go.wait(5)
+
+    docker.on_rename = pause_at_the_lock
+
+    async def main() -> None:
+        task = asyncio.ensure_future(pool.aclaim("s1"))
+        await asyncio.to_thread(locked.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go.set()
+
+    [member] = members(docker)
+    asyncio.run(main())
+    assert wait_for(lambda: pool.stats().ready == 1 and pool.stats().claiming == 0)
+    assert ("rename", "s1") not in docker.calls  # it stopped before the rename
+    assert members(docker) == [member]  # the same member, back in the pool
+
+
+def test_cancelled_aclaim_after_its_rename_removes_what_nobody_received(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A container renamed for a cancelled aclaim belongs to nobody: it is removed."""
+    pool = make_pool(1)
+    pool.wait_until_full(timeout=5)
+    renaming, go = threading.Event(), threading.Event()
+
+    def pause_at_the_rename(old: str, new: str) -> None:
+        if new == "s1":
+            renaming.set()
+            go.wait(5)
+
+    docker.on_rename = pause_at_the_rename
+
+    async def main() -> None:
+        task = asyncio.ensure_future(pool.aclaim("s1"))
+        await asyncio.to_thread(renaming.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go.set()
+        await asyncio.sleep(0.2)  # the claim's thread finishes; its done-callback runs here
+
+    asyncio.run(main())
+    assert wait_for(lambda: named(docker, "s1") is None)
+
+
+def test_processes_share_one_pool_and_one_leader(make_pool: Any, docker: FakeDocker) -> None:
+    """Two processes of one pool: one upkeep leader, size counted once, all members shared."""
+    a = make_pool(3)
+    a.wait_until_full(timeout=5)
+    b = make_pool(3)
+    b.wait_until_full(timeout=5)
+    assert a.leader != b.leader
+    assert len(members(docker)) == 3  # not 6
+    leases = [b.claim(f"b{i}") for i in range(3)]
+    assert all(lease.from_pool for lease in leases)
+    assert wait_for(lambda: a.stats().ready == 3 and len(members(docker)) == 3)
+
+
+def test_a_stale_view_never_takes_a_claimed_member(make_pool: Any, docker: FakeDocker) -> None:
+    """A process that missed a claim's events still cannot take that member: its rename by
+    member name finds nothing, and it moves on."""
+    a = make_pool(1)
+    a.wait_until_full(timeout=5)
+    b = make_pool(1)
+    b.wait_until_full(timeout=5)
+    b_source = docker.subscribers[1]
+    b_source.drop = True  # b hears nothing from now on: its table goes stale
+    first = a.claim("a1")
+    second = b.claim("b1")  # b still believes a1's container is its ready member
+    assert second.container_id != first.container_id
+    assert docker.containers[first.container_id].name == "a1"
+    assert docker.containers[second.container_id].name == "b1"
+
+
+def test_concurrent_claims_from_two_processes_never_share(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """Claimers in two processes racing for the same members each get a different one."""
+    a = make_pool(4, max_containers=16)
+    a.wait_until_full(timeout=5)
+    b = make_pool(4, max_containers=16)
+    b.wait_until_full(timeout=5)
+    barrier = threading.Barrier(8)
+    leases: list[Lease] = []
+
+    def claim(pool: ContainerPool, name: str) -> None:
+        barrier.wait(5)
+        leases.append(pool.claim(name))
+
+    threads = [threading.Thread(target=claim, args=(a if i % 2 else b, f"s{i}")) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(leases) == 8
+    assert len({lease.container_id for lease in leases}) == 8
+    assert all(docker.containers[lease.container_id].name == lease.name for lease in leases)
+
+
+def test_leader_gone_another_process_takes_over(make_pool: Any, docker: FakeDocker) -> None:
+    """When the leader's presence dies, another process takes the upkeep and refills."""
+    a = make_pool(2)
+    a.wait_until_full(timeout=5)
+    b = make_pool(2)
+    leader, follower = (a, b) if a.leader else (b, a)
+    presence = leader._rt.peers.presence_id
+    docker.stop_presence(presence)  # as if its process had been SIGKILLed
+    assert wait_for(lambda: follower.leader)
+    follower.claim("s1")
+    assert wait_for(lambda: follower.stats().ready == 2 and len(members(docker)) == 2)
+
+
+def test_last_process_to_close_removes_the_members(make_pool: Any, docker: FakeDocker) -> None:
+    """A process that closes while another runs leaves the members; the last removes them."""
+    a = make_pool(2)
+    a.wait_until_full(timeout=5)
+    b = make_pool(2)
+    b.wait_until_full(timeout=5)
+    kept = a.claim("kept")
+    a.close(timeout=5)
+    assert wait_for(lambda: b.leader and len(members(docker)) == 2)
+    b.close(timeout=5)
+    assert members(docker) == []
+    assert docker.containers[kept.container_id].name == "kept"
+    assert [c.name for c in docker.containers.values()] == ["kept"]  # no presence, no hand
+
+
+def test_resync_interval_edit_applies_at_once(make_pool: Any) -> None:
+    """Turning the periodic resync on (from 0) takes effect without waiting an old interval."""
+    pool = make_pool(1, resync_interval=0)
+    pool.wait_until_full(timeout=5)
+    before = pool.stats().resyncs
+    pool.apply_config(pool.config.__class__(**{**_fields(pool), "resync_interval": 0.05}))
+    assert wait_for(lambda: pool.stats().resyncs >= before + 3, timeout=2)
+
+
+def _fields(pool: ContainerPool) -> dict[str, Any]:
+    import attrs
+
+    fields = attrs.asdict(pool.config, recurse=False)
+    fields.pop("path")
+    return fields
