@@ -37,6 +37,8 @@ Pool signals:
 - `stream_lost`      the Docker event stream ended or failed; `error` (str), `retry_in`.
 - `stream_restored`  the stream is back; a resync against the engine's list follows.
 - `resynced`         a resync compared the table with the engine; `seen` (int), `changed` (int).
+- `upkeep_changed`   this process took over the pool's upkeep, or lost it; `leading` (bool).
+                     Of the processes sharing a pool on one engine, one does the upkeep.
 """
 
 from __future__ import annotations
@@ -66,11 +68,13 @@ docker_event = namespace.signal("docker_event", doc="A container event was recei
 stream_lost = namespace.signal("stream_lost", doc="The event stream ended or failed.")
 stream_restored = namespace.signal("stream_restored", doc="The event stream is back.")
 resynced = namespace.signal("resynced", doc="A resync against the engine's list ran.")
+upkeep_changed = namespace.signal("upkeep_changed", doc="This process took or lost the upkeep.")
 
 ALL = (
     member_creating, member_started, member_ready, member_claimed, member_lost, member_failed,
     member_retiring, member_retired, cold_start, pool_degraded, pool_recovered, pool_resized,
     config_changed, config_rejected, docker_event, stream_lost, stream_restored, resynced,
+    upkeep_changed,
 )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_sizes_apply_live(watched: tuple[Any, Path], pool_factory: Any) -> None:
     for size in (4, 1, 0, 3):
         write_config(path, pool_factory, size)
         wait_until(
-            lambda s=size: len(pool_factory.members()) == s and ready_members(pool_factory) == s,
+            functools.partial(_has_members, pool_factory, size),
             timeout=60,
             what=f"{size} healthy members on the engine",
         )
@@ -142,3 +143,7 @@ def test_spec_change_replaces_unclaimed_members_and_spares_claimed(
     fingerprints = {c.labels["dockpool.spec"] for c in pool_factory.members().values()}
     assert fingerprints == {pool.fingerprint} and lease.spec_fingerprint != pool.fingerprint
     assert pool_factory.client.containers.get(lease.container_id).status == "running"
+
+
+def _has_members(factory: Any, size: int) -> bool:
+    return len(factory.members()) == size and ready_members(factory) == size

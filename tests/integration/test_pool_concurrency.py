@@ -19,6 +19,7 @@ What is observed from outside, and how:
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import threading
 import uuid
 from collections.abc import Callable
@@ -186,7 +187,8 @@ def test_concurrent_claims(
     assert 1 <= in_flight <= CREATE_CONCURRENCY, (in_flight, stats)
 
     for lease in leases[:4]:  # a few of them, to keep it quick
-        wait_until(lambda lease=lease: http_status(lease.ports[POOL_PORT]) == 200, 15, lease.name)
+        port = lease.ports[POOL_PORT]
+        wait_until(functools.partial(_answers, port), 15, lease.name)
 
     # Done with the sessions: remove them in parallel (the run's cleanup goes one at a time).
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
@@ -230,3 +232,7 @@ def test_max_containers_bounds_cold_starts(pool_factory: PoolFactory, docker_cli
     assert stats.hits + stats.misses == claims and stats.misses >= 1, stats
     assert not sampler.errors, sampler.errors[:3]
     assert 0 < sampler.peak_held <= cap, (sampler.peak_held, stats)
+
+
+def _answers(port: int) -> bool:
+    return http_status(port) == 200

@@ -4,6 +4,7 @@ itself (crash recovery: adopting an earlier run's members, removing its broken o
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 import uuid
@@ -148,7 +149,7 @@ def test_adopts_an_earlier_run(
         name=f"dockpool-{pool_factory.name}-{uuid.uuid4().hex[:12]}", pool_label=False
     )
     for c in (*adoptable, stale_spec, unhealthy, claimed, foreign):
-        wait_until(lambda c=c: container_health(c) == "healthy", 30, f"{c.name} healthy")
+        wait_until(functools.partial(_is_healthy, c), 30, f"{c.name} healthy")
     unhealthy.exec_run(["stub-ctl", "unhealthy"])
     wait_until(lambda: container_health(unhealthy) == "unhealthy", 30, "a member turned unhealthy")
     exited.kill()
@@ -195,3 +196,7 @@ def test_adopts_an_earlier_run(
         if c.id != lease.container_id:
             with pytest.raises(docker.errors.NotFound):
                 docker_client.containers.get(c.id)
+
+
+def _is_healthy(container: Any) -> bool:
+    return container_health(container) == "healthy"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -104,8 +106,8 @@ def _member(state: State) -> m.Member:
     return m.Member(key=m.MemberKey("abc123"), name=NAME, state=state, container_id=cid)
 
 
-def _cases() -> list[object]:
-    cases = []
+def _cases() -> list[Any]:
+    cases: list[Any] = []
     for state in State:
         for event_name in EVENTS:
             expected = EXPECTED[state].get(event_name, IGNORED)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -12,7 +14,7 @@ CID = m.ContainerId("c" * 64)
 NAME = "dockpool-t-abc123"
 
 
-def _member(state: State, **changes: object) -> m.Member:
+def _member(state: State, **changes: Any) -> m.Member:
     member = m.Member(key=m.MemberKey("abc123"), name=NAME, state=state, container_id=CID)
     return attrs.evolve(member, **changes)
 

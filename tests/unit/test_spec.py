@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -50,7 +52,7 @@ def test_fingerprint_is_stable_and_order_independent() -> None:
     ],
     ids=lambda c: next(iter(c)),
 )
-def test_every_creation_field_changes_the_fingerprint(change: dict[str, object]) -> None:
+def test_every_creation_field_changes_the_fingerprint(change: dict[str, Any]) -> None:
     """Anything fixed at creation is part of the fingerprint."""
     base = ContainerSpec(image="i", environment={"A": "1"}, healthcheck=HC)
     assert attrs.evolve(base, **change).fingerprint() != base.fingerprint()

@@ -232,6 +232,8 @@ def _creating(member: Member, event: Event) -> tuple[Member, Effects]:
     match event:
         case Created(container_id):
             return _to(member, State.STARTING, Start(), container_id=container_id)
+        case CreateFailed(reason, capped) if capped:
+            return _to(member, State.GONE, Notify("member_failed", reason))
         case CreateFailed(reason):
             return _to(member, State.GONE, Failure(reason), Notify("member_failed", reason))
         case RetireRequested(reason):

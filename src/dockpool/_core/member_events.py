@@ -22,9 +22,11 @@ class Created:
 
 @attrs.frozen
 class CreateFailed:
-    """The create call failed (e.g. missing image)."""
+    """The create call failed (e.g. missing image); `capped`: not attempted, because the pool
+    has `max_containers` containers on the engine (not the member's fault: no back-off)."""
 
     reason: str
+    capped: bool = False
 
 
 @attrs.frozen

@@ -132,12 +132,31 @@ def cold_start(
     if hand is None:  # a fresh random name's lock is never held: the engine is confused
         raise ClaimError(f"claim {session!r} (cold start): could not lock {name}")
     try:
-        member, effects = _reserve(ex, key, name, session, timeout)
-        ex.run(member, effects)  # creates and starts it, here
+        member = _create_within_cap(ex, key, name, session, deadline)
         member = _wait_ready(ex, member, session, deadline, cancel)
         return _claim_cold(ex, member, session, started, cancel, hand)
     finally:
         ex.locks.release(hand)
+
+
+def _create_within_cap(
+    ex: Executor, key: m.MemberKey, name: str, session: str, deadline: float
+) -> m.Member:
+    """Record, create and start the cold start's member; while the engine has max_containers
+    of the pool's containers, wait for room (a claim or a removal anywhere makes some)."""
+    state = ex.state
+    while True:
+        member, effects = _reserve(ex, key, name, session, max(0.0, deadline - time.monotonic()))
+        ex.run(member, effects)  # creates and starts it, here
+        if key not in ex.capped:
+            return member
+        ex.capped.discard(key)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            cap = state.config.max_containers
+            raise ClaimError(f"claim {session!r}: max_containers ({cap}) reached on the engine")
+        with state.lock:
+            state.changed.wait(min(0.25, left))
 
 
 def _reserve(

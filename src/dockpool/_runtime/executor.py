@@ -24,6 +24,7 @@ from dockpool._core import machine as m
 from dockpool._core.errors import ContainerNotFoundError, DockerError, NameConflictError
 from dockpool._core.spec import NAME_PREFIX, SPEC_LABEL
 from dockpool._runtime.backoff import Backoff
+from dockpool._runtime.capacity import Capacity
 from dockpool._runtime.locks import Hand, Locks
 from dockpool._runtime.state import PoolState
 from dockpool._runtime.workers import Workers
@@ -48,6 +49,9 @@ class Executor:
         self.locks = locks
         self.backoff = backoff
         self.may_upkeep = may_upkeep
+        self.capacity = Capacity(api, locks, state.name)
+        #: members whose create was not attempted for want of room (a cold start retries)
+        self.capped: set[m.MemberKey] = set()
         self.degraded = False
         self.sender: Any = self  # the object signals are sent from (the public pool)
         self.wake: Callable[[], None] = lambda: None  # nudges the reconciler (back-off timer)
@@ -187,7 +191,13 @@ class Executor:
             recipe.fingerprint, "refill" if member.reserved_for is None else "cold"
         )
         try:
-            cid = self.api.create(recipe.spec, member.name, labels, image=recipe.image_id)
+            with self.capacity.held() as held:
+                cap = state.config.max_containers
+                if held >= cap:
+                    self.capped.add(key)
+                    self.apply(key, m.CreateFailed(f"max_containers ({cap}) reached", capped=True))
+                    return
+                cid = self.api.create(recipe.spec, member.name, labels, image=recipe.image_id)
         except DockerError as exc:
             self.apply(key, m.CreateFailed(str(exc)))
             self.state.resync_soon()  # the create may have gone through all the same: look

@@ -40,7 +40,9 @@ class Hand:
 class Locks:
     """Acquire and release member locks through this process's hands."""
 
-    def __init__(self, api: EngineApi, pool: str, token: str, image: Callable[[], str]) -> None:
+    def __init__(
+        self, api: EngineApi, pool: str, token: str, image: Callable[[], tuple[str, dict[str, str]]]
+    ) -> None:
         self._api = api
         self._pool = pool
         self._token = token
@@ -115,7 +117,8 @@ class Locks:
             self._count += 1
             index = self._count
         home = hand_name(self._pool, self._token, index)
-        cid = self._api.create_marker(home, self.labels, self._image(), stdin=False)
+        image, labels = self._image()
+        cid = self._api.create_marker(home, {**labels, **self.labels}, image, stdin=False)
         return Hand(cid, home)
 
     def _put(self, hand: Hand) -> None:

@@ -40,14 +40,16 @@ class Peers:
         api: EngineApi,
         pool: str,
         token: str,
-        image: Callable[[], str],
+        image: Callable[[], tuple[str, dict[str, str]]],
         on_lead: Callable[[bool], None],
+        on_peer_gone: Callable[[], None] = lambda: None,
     ) -> None:
         self._api = api
         self._pool = pool
         self.token = token
         self._image = image
         self._on_lead = on_lead
+        self._on_peer_gone = on_peer_gone
         self._mutex = threading.RLock()
         self._id: ContainerId | None = None
         self._attached: Closeable | None = None
@@ -71,9 +73,10 @@ class Peers:
                 except ContainerNotFoundError:
                     pass
                 self._drop()
-            labels = {POOL_LABEL: self._pool, ROLE_LABEL: "presence", OWNER_LABEL: self.token}
+            image, labels = self._image()
+            labels.update({POOL_LABEL: self._pool, ROLE_LABEL: "presence", OWNER_LABEL: self.token})
             name = presence_name(self._pool, self.token)
-            cid = self._api.create_marker(name, labels, self._image(), stdin=True)
+            cid = self._api.create_marker(name, labels, image, stdin=True)
             try:
                 self._attached = self._api.attach_stdin(cid)
                 self._api.start(cid)
@@ -130,6 +133,8 @@ class Peers:
             return  # rejoined when the engine is reachable again (see join)
         if name == leader_name(self._pool):
             self.contend()
+        elif self.leader:  # a follower went away: its hands may hold locks; clear them now
+            self._on_peer_gone()
 
     def dead_owners(self, views: list[ContainerView]) -> set[str]:
         """Tokens of processes that left hands behind and have no running presence."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import attrs
 from loguru import logger
 
+from dockpool import signals
 from dockpool._adapters.api import EngineApi
 from dockpool._adapters.event_stream import EventSource
 from dockpool._core import machine as m
@@ -58,8 +59,8 @@ class Runtime:
         state = PoolState(config, clock)
         state.use(Recipe(config.spec, image_id, config.spec.fingerprint(image_id)))
 
-        def image() -> str:
-            return state.recipe.image_id
+        def image() -> tuple[str, dict[str, str]]:  # what bookkeeping containers are made of:
+            return state.recipe.image_id, dict(state.recipe.spec.labels)  # the spec's image, labels
 
         locks = Locks(api, config.name, token, image)
         holder: list[Runtime] = []
@@ -69,10 +70,14 @@ class Runtime:
             return rt is not None and (rt.sweeping or (rt.peers.leader and not state.closing))
 
         def on_lead(leading: bool) -> None:  # a takeover: relist, then do the upkeep
-            if leading and holder and holder[0].listener.connects > 0:
-                holder[0].reconciler.request_resync()
+            if not holder:
+                return
+            rt = holder[0]
+            signals.send("upkeep_changed", rt.executor.sender, leading=leading)
+            if leading and rt.listener.connects > 0:
+                rt.reconciler.request_resync()
 
-        peers = Peers(api, config.name, token, image, on_lead)
+        peers = Peers(api, config.name, token, image, on_lead, lambda: state.resync_soon(0.0))
         executor = Executor(state, api, locks, backoff, may_upkeep)
         upkeep = Upkeep(state, executor, may_upkeep)
         executor.refill = upkeep.top_up

@@ -1,0 +1,82 @@
+"""A pool in a process of its own, driven over stdin/stdout, for the tests (and the chaos run)
+that need several processes sharing one pool on one engine.
+
+    python -m tests.integration.pool_process CONFIG.toml [--watch]
+
+It starts `ContainerPool.from_config`, prints one JSON line per fact, and reads commands:
+
+    claim N PREFIX     N concurrent claims named PREFIX-<i>; one {"lease"} or {"error"} each
+    stats              {"stats": {...}, "leader": bool, "size": the size in force}
+    close              close the pool, print {"closed": true} and exit
+
+Facts: {"started": token, "leader": bool} once; {"leader": bool, "t": time} on every change
+of the upkeep. Every line carries "pid".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+import attrs
+
+from dockpool import ContainerPool, PoolConfig, signals
+
+_out = threading.Lock()
+
+
+def say(**fact: Any) -> None:
+    with _out:
+        sys.stdout.write(json.dumps({"pid": os.getpid(), **fact}) + "\n")
+        sys.stdout.flush()
+
+
+def _claim(pool: ContainerPool, name: str) -> None:
+    try:
+        lease = pool.claim(name, timeout=60)
+    except Exception as exc:
+        say(error=f"{type(exc).__name__}: {exc}", name=name)
+        return
+    say(lease={**attrs.asdict(lease), "ports": dict(lease.ports)})
+
+
+def main(path: str, watch: bool = False) -> int:
+    pool = ContainerPool.from_config(PoolConfig.from_toml(path))
+
+    def on_upkeep(sender: Any, leading: bool) -> None:
+        say(leader=leading, t=time.time())
+
+    signals.upkeep_changed.connect(on_upkeep, weak=False)
+    pool.start()
+    if watch:  # hot reload, as `dockpool run` does
+        pool.watch_config(path).wait_ready(5)
+    say(started=pool.token, leader=pool.leader)
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "claim":
+            count, prefix = int(words[1]), words[2]
+            threads = [
+                threading.Thread(target=_claim, args=(pool, f"{prefix}-{i}")) for i in range(count)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            say(claimed=count)
+        elif words[0] == "stats":
+            say(stats=attrs.asdict(pool.stats()), leader=pool.leader, size=pool.config.size)
+        elif words[0] == "close":
+            break
+    pool.close(timeout=30)
+    say(closed=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], watch="--watch" in sys.argv[2:]))
