@@ -115,8 +115,8 @@ def _steps(run: BenchRun, t: Target, log: ready.Progress) -> dict[str, Step]:
     return {name: fn for name, (count, fn) in steps.items() if count > 0}
 
 
-STEPS = ("idle", "pooled", "cold", "docker-run", "burst", "claim-1", "claim-concurrent")
-STEPS += ("replacement",)
+STEPS: tuple[str, ...] = ("idle", "pooled", "cold", "docker-run", "burst", "claim-1")
+STEPS += ("claim-concurrent", "replacement")
 
 
 class Progress:

@@ -9,10 +9,13 @@ members over time, with the moment it was full again.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING
 
 from benchmarks._harness import percentile
 from benchmarks.summary import ROWS, ImageRun
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 HIT, COLD, OTHER = "#2a9d3a", "#d1423f", "#5b6c8f"
 
@@ -47,7 +50,7 @@ def write(path: str, images: list[ImageRun], subtitle: str) -> None:
     plt.close(fig)
 
 
-def _modes(ax: Any, img: ImageRun) -> None:
+def _modes(ax: Axes, img: ImageRun) -> None:
     from matplotlib.ticker import FuncFormatter
 
     rng = random.Random(1)
@@ -86,7 +89,7 @@ def _fmt(ms: float) -> str:
     return f"{ms:.1f} ms" if ms < 10_000 else f"{ms / 1e3:.1f} s"
 
 
-def _burst(ax: Any, img: ImageRun) -> None:
+def _burst(ax: Axes, img: ImageRun) -> None:
     res = img.results.get("burst")
     rounds = res.raw.get("rounds", []) if res else []
     if not rounds:

@@ -113,8 +113,9 @@ async def main() -> None:
     parser.add_argument("--burst", type=int, default=4)
     args = parser.parse_args()
     # Published ports are on localhost here; OpenHands would rewrite localhost to
-    # host.docker.internal when it believes it runs in a container (/.dockerenv).
-    docker_utils.is_running_in_docker = lambda: False  # type: ignore[assignment]
+    # host.docker.internal when it believes it runs in a container (/.dockerenv). The name
+    # docker_utils looks up is its import of an lru_cache'd function: replace that global.
+    vars(docker_utils)["is_running_in_docker"] = lambda: False
     logging.getLogger("openhands").setLevel(logging.ERROR)
     signals.member_claimed.connect(on_claimed, weak=False)
     registry = PoolRegistry()

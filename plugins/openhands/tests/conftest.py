@@ -80,11 +80,11 @@ def _container_hygiene() -> Iterator[None]:
         kwargs["labels"] = {**(kwargs.get("labels") or {}), TEST_LABEL: RUN}
         return original_run(self, image, command, **kwargs)
 
-    ContainerCollection.run = labelled_run  # type: ignore[method-assign]
+    ContainerCollection.run = labelled_run
     try:
         yield
     finally:
-        ContainerCollection.run = original_run  # type: ignore[method-assign]
+        ContainerCollection.run = original_run
         client = _engine_client(wait=60.0)
         try:
             remove_our_containers(client.api)
@@ -115,14 +115,9 @@ def _engine_ports_on_localhost() -> Iterator[None]:
     if OH_MAJOR < 1:
         yield
         return
-    from openhands.app_server.utils import docker_utils
-
-    original = docker_utils.is_running_in_docker
-    docker_utils.is_running_in_docker = lambda: False
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # by name: the module is 1.x-only
+        patch.setattr("openhands.app_server.utils.docker_utils.is_running_in_docker", lambda: False)
         yield
-    finally:
-        docker_utils.is_running_in_docker = original
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

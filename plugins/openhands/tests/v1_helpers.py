@@ -14,13 +14,16 @@ from openhands.app_server.sandbox.docker_sandbox_service import DockerSandboxSer
 from openhands.app_server.sandbox.docker_sandbox_spec_service import get_default_sandbox_specs
 from openhands.app_server.sandbox.preset_sandbox_spec_service import PresetSandboxSpecService
 from openhands.app_server.sandbox.sandbox_models import AGENT_SERVER, SandboxInfo, SandboxStatus
+from openhands.app_server.sandbox.sandbox_spec_models import SandboxSpecInfo
 
 PREFIX = f"oh-t{RUN}-"
 
 
 def agent_spec_service(image: str = AGENT_IMAGE) -> PresetSandboxSpecService:
     """The stock default sandbox spec (command, working dir, env), with our image as its id."""
-    spec = get_default_sandbox_specs()[0].model_copy(update={"id": image})
+    # openhands-ai leaves get_default_sandbox_specs unannotated (it returns SandboxSpecInfo's)
+    stock: list[SandboxSpecInfo] = get_default_sandbox_specs()  # type: ignore[no-untyped-call]
+    spec = stock[0].model_copy(update={"id": image})
     return PresetSandboxSpecService(specs=[spec])
 
 
