@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,17 +34,20 @@ MAX_CONTAINERS = 8
 class Proc:
     """One pool process: its JSON facts collected by a reader thread."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, watch: bool = False) -> None:
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.pool_process", str(config)],
+            [sys.executable, "-m", "tests.integration.pool_process", str(config)]
+            + (["--watch"] if watch else []),
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._err,  # read back in `wait`'s error, if it fails
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         self.facts: list[dict[str, Any]] = []
+        self._ended = False
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -54,6 +58,9 @@ class Proc:
             with self._changed:
                 self.facts.append(json.loads(line))
                 self._changed.notify_all()
+        with self._changed:  # the process ended: no fact will come any more
+            self._ended = True
+            self._changed.notify_all()
 
     def send(self, command: str) -> None:
         assert self.popen.stdin is not None
@@ -62,12 +69,34 @@ class Proc:
 
     def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         with self._changed:
-            found = self._changed.wait_for(
-                lambda: next((f for f in self.facts if predicate(f)), None), timeout
+            self._changed.wait_for(
+                lambda: self._ended or any(predicate(f) for f in self.facts), timeout
             )
+            found = next((f for f in self.facts if predicate(f)), None)
         if not found:
-            raise AssertionError(f"process {self.popen.pid}: nothing matched; facts {self.facts}")
+            raise AssertionError(
+                f"process {self.popen.pid}: nothing matched; facts {self.facts}; "
+                f"exit {self.popen.poll()}; stderr: {self.stderr()[-3000:]}"
+            )
         return found
+
+    def ask_size(self, timeout: float = 30) -> int:
+        """The pool size in force in this process (asked with `stats`)."""
+        with self._changed:
+            before = sum(1 for f in self.facts if "size" in f)
+        self.send("stats")
+        with self._changed:
+            self._changed.wait_for(
+                lambda: sum(1 for f in self.facts if "size" in f) > before, timeout
+            )
+            sizes = [f["size"] for f in self.facts if "size" in f]
+        if len(sizes) <= before:
+            raise AssertionError(f"process {self.popen.pid} did not answer stats")
+        return int(sizes[-1])
+
+    def stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read().decode(errors="replace")
 
     @property
     def leases(self) -> list[dict[str, Any]]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
+import watchfiles
 
 from dockpool._adapters.config_watch import ConfigWatcher
 from dockpool._core.config import ConfigChange, PoolConfig, diff
@@ -136,6 +138,69 @@ def test_half_written_file_then_completed(config_file: Path, seen: Seen) -> None
     assert wait_for(lambda: seen.sizes() == [7])
 
 
+def test_undecodable_bytes_are_one_error_and_the_next_edit_applies(
+    config_file: Path, seen: Seen
+) -> None:
+    """Bytes that are not UTF-8 are one ConfigError naming file and offset; the watcher lives on."""
+    config_file.write_bytes(b"\xff\xfe\x00garbage")
+    assert wait_for(lambda: any("UTF-8" in str(e) for e in seen.errors))
+    bad = [str(e) for e in seen.errors if "UTF-8" in str(e)]
+    assert len(bad) == 1 and str(config_file) in bad[0] and "byte 0" in bad[0]
+    assert seen.sizes() == []  # the last good config stays
+    config_file.write_text(TEMPLATE.format(size=8))
+    assert wait_for(lambda: seen.sizes() == [8])
+
+
+def _watching(path: Path, seen: Seen, on_change: Callable[[PoolConfig], None]) -> ConfigWatcher:
+    watcher = ConfigWatcher(
+        path, on_change, seen.error, name="dockpool-test-watcher", retry_delay=0.01
+    )
+    watcher.start(current_text=path.read_text())
+    assert watcher.wait_ready(5)
+    return watcher
+
+
+def test_a_raising_callback_does_not_stop_later_edits(config_file: Path) -> None:
+    """An on_change that raises is logged; the next edit is still read and reported."""
+    seen = Seen()
+
+    def change(config: PoolConfig) -> None:
+        seen.change(config)
+        if config.size == 2:
+            raise RuntimeError("receiver broke")
+
+    watcher = _watching(config_file, seen, change)
+    try:
+        config_file.write_text(TEMPLATE.format(size=2))
+        assert wait_for(lambda: seen.sizes() == [2])
+        config_file.write_text(TEMPLATE.format(size=3))
+        assert wait_for(lambda: seen.sizes() == [2, 3])
+    finally:
+        assert watcher.stop(timeout=5)
+
+
+def test_a_failing_watch_is_restarted(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If watchfiles itself raises, the watch is set up again and edits are seen after that."""
+    real = watchfiles.watch
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Iterator[set[tuple[watchfiles.Change, str]]]:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("inotify went away")
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(watchfiles, "watch", flaky)  # the watcher looks it up at each start
+    seen = Seen()
+    watcher = _watching(config_file, seen, seen.change)
+    try:
+        assert len(calls) == 3
+        config_file.write_text(TEMPLATE.format(size=4))
+        assert wait_for(lambda: seen.sizes() == [4])
+    finally:
+        assert watcher.stop(timeout=5)
+
+
 BASE = PoolConfig(spec=ContainerSpec(image="img:1"), size=1, name="w")
 
 
@@ -153,6 +218,6 @@ BASE = PoolConfig(spec=ContainerSpec(image="img:1"), size=1, name="w")
         pytest.param({"name": "other"}, ConfigChange(restart=("name",)), id="name"),
     ],
 )
-def test_diff_classifies_changes(changes: dict[str, object], expected: ConfigChange) -> None:
+def test_diff_classifies_changes(changes: dict[str, Any], expected: ConfigChange) -> None:
     """diff() sorts differences into live keys, a spec change and restart-only keys."""
     assert diff(BASE, attrs.evolve(BASE, **changes)) == expected

@@ -6,6 +6,12 @@ other files in the folder are filtered out; a burst of quick edits is read once 
 (`step_ms` of quiet), so the last one wins. Every valid, different config goes to
 `on_change`; every invalid one to `on_error` as a `ConfigError` (naming file, key and line),
 and the caller keeps its last good config.
+
+The thread never dies of what it reads or whom it calls: bytes that are not UTF-8 are a
+`ConfigError` like any other bad edit, an exception from a reload or a callback is logged and
+the watch goes on, and if watchfiles itself fails the watch is set up again after a capped
+back-off (and the file re-read then, so no edit made meanwhile is missed). Hot reload that
+silently switches itself off for the rest of the process is the failure this module avoids.
 """
 
 from __future__ import annotations
@@ -36,12 +42,16 @@ class ConfigWatcher:
         step_ms: int = 50,
         debounce_ms: int = 400,
         name: str = "dockpool-config-watcher",
+        retry_delay: float = 0.5,
+        retry_cap: float = 30.0,
     ) -> None:
         self.path = Path(path).absolute()
         self.on_change = on_change
         self.on_error = on_error
         self.step_ms = step_ms
         self.debounce_ms = debounce_ms
+        self.retry_delay = retry_delay
+        self.retry_cap = retry_cap
         self._stop = threading.Event()
         self._last_text: str | None = None
         self._ready = threading.Event()
@@ -68,7 +78,28 @@ class ConfigWatcher:
         return Path(path).name == self.path.name
 
     def _run(self) -> None:
-        watcher = watchfiles.watch(
+        delay = self.retry_delay
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._watch():
+                        delay = self.retry_delay  # it worked for a while: start over
+                    if self._stop.is_set():
+                        return
+                except Exception:  # a broken watch must not end hot reload; say so, retry
+                    logger.opt(exception=True).error(
+                        "watching {} failed; watching again in {:.1f} s", self.path, delay
+                    )
+                if self._stop.wait(delay):
+                    return
+                delay = min(self.retry_cap, delay * 2)
+        finally:
+            self._ready.set()
+
+    def _watch(self) -> bool:
+        """One watchfiles session until stopped or it ends; True if it woke up at least once."""
+        woke = False
+        for changes in watchfiles.watch(
             self.path.parent,
             watch_filter=self._wanted,
             stop_event=self._stop,
@@ -78,25 +109,25 @@ class ConfigWatcher:
             yield_on_timeout=True,
             recursive=False,
             raise_interrupt=False,
-        )
+        ):
+            if self._stop.is_set():
+                break
+            if not woke or changes:  # the first wake-up: the watch is in place now, so
+                self._ready.set()  # catch up with any edit made while it was being set up
+                self._reload_logged()
+            woke = True
+        return woke
+
+    def _reload_logged(self) -> None:
         try:
-            for changes in watcher:
-                if self._stop.is_set():
-                    return
-                if not self._ready.is_set():  # the first wake-up: the watch is in place now,
-                    self._ready.set()  # so catch up with any edit made while it was being set
-                    self.reload()
-                elif changes:
-                    self.reload()
-        except Exception:  # a broken watcher must not take the pool down; say so loudly
-            logger.opt(exception=True).error("watching {} failed; hot reload is off", self.path)
-        finally:
-            self._ready.set()
+            self.reload()
+        except Exception:  # a raising on_change/on_error is the receiver's bug, not ours
+            logger.opt(exception=True).error("reloading {} failed; still watching", self.path)
 
     def reload(self) -> None:
         """Read the file now and report a new valid config or the error."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             self._last_text = None
             self.on_error(ConfigError(f"{self.path}: file not found (deleted?)"))
@@ -104,6 +135,15 @@ class ConfigWatcher:
         except OSError as exc:
             self.on_error(ConfigError(f"{self.path}: cannot read: {exc}"))
             return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._last_text = None
+            self.on_error(
+                ConfigError(f"{self.path}: not valid UTF-8 at byte {exc.start} ({exc.reason})")
+            )
+            return
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads it
         if text == self._last_text:
             return
         try:

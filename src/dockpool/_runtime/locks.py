@@ -58,7 +58,7 @@ class Locks:
 
     def acquire(self, member_name: str) -> Hand | None:
         """Hold `member_name`'s lock; None if another holder has it. Raises DockerError."""
-        for _ in range(2):
+        for _ in range(3):
             hand = self._take()
             target = lock_name(member_name)
             try:
@@ -66,7 +66,9 @@ class Locks:
             except NameConflictError:
                 self._put(hand)
                 return None
-            except ContainerNotFoundError:  # our hand was removed (engine reset?): make another
+            except ContainerNotFoundError:  # removed (the engine lost this process's presence and
+                with self._mutex:  # the leader cleared its hands): the others are gone too
+                    self._free.clear()
                 continue
             except DockerError:
                 self._put(hand)

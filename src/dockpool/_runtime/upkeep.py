@@ -46,17 +46,17 @@ class Upkeep:
             now = state.clock()
             for _ in range(n):
                 key = m.MemberKey(secrets.token_hex(6))
-                created.append(
-                    m.provision(
-                        key,
-                        member_name(state.name, key),
-                        needs_health=state.needs_health,
-                        now=now,
-                        fingerprint=state.fingerprint,
-                    )
+                member, effects = m.provision(
+                    key,
+                    member_name(state.name, key),
+                    needs_health=state.needs_health,
+                    now=now,
+                    fingerprint=state.fingerprint,
                 )
+                self.executor.record(member)  # in the same critical section as the count
+                created.append((member, effects))
         for member, effects in created:
-            self.executor.admit(member, effects)
+            self.executor.run(member, effects)
 
     def retire(self, members: list[m.Member], reason: str, replace: bool = False) -> None:
         """Ask each member to go (shrink, max age, spec change, close)."""
