@@ -152,6 +152,7 @@ def test_cancelled_aclaim_before_its_rename_returns_the_member(
     assert wait_for(lambda: pool.stats().ready == 1 and pool.stats().claiming == 0)
     assert ("rename", "s1") not in docker.calls  # it stopped before the rename
     assert members(docker) == [member]  # the same member, back in the pool
+    assert [c for c in docker.calls if c[0] == "create"] == [("create", member.name)]  # no cold
 
 
 def test_cancelled_aclaim_after_its_rename_removes_what_nobody_received(

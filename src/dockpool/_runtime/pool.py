@@ -31,7 +31,13 @@ from dockpool._adapters.config_watch import ConfigWatcher
 from dockpool._adapters.docker_api import DockerAdapter
 from dockpool._adapters.event_stream import DockerEventSource, EventSource
 from dockpool._core.config import ConfigChange, PoolConfig
-from dockpool._core.errors import ConfigError, DockerError, DockpoolError, PoolClosedError
+from dockpool._core.errors import (
+    ClaimError,
+    ConfigError,
+    DockerError,
+    DockpoolError,
+    PoolClosedError,
+)
 from dockpool._core.spec import POOL_LABEL, ContainerSpec
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.claims import check_name, claim_from_pool, cold_start
@@ -197,6 +203,8 @@ class ContainerPool:
         lease = claim_from_pool(rt.executor, session, started, cancel)
         if lease is not None:
             return lease
+        if cancel is not None and cancel.is_set():  # no cold start for a caller that left
+            raise ClaimError(f"claim {session!r}: cancelled")
         wait = rt.state.config.ready_timeout if timeout is None else timeout
         return cold_start(rt.executor, session, started, wait, cancel)
 
