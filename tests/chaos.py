@@ -87,6 +87,8 @@ class Chaos:
         self.decoys: dict[str, str] = {}  # id -> name
         self.counts: dict[str, int] = {}
         self.claims = 0
+        self.touched: dict[str, str] = {}  # id -> the member name this script removed/renamed
+        self.own_hits: set[str] = set()  # leases lost to this script's own stale view
         self.starts: list[float] = []  # seconds each pool process took to start
         self.seconds: dict[str, float] = {}  # time spent in each kind of fault
         self.ended: set[str] = set()  # leases verified and ended
@@ -123,29 +125,34 @@ class Chaos:
         try:
             proc.wait(lambda f: "started" in f, 120)
         except AssertionError:
-            if proc.popen.poll() is None:
-                raise
+            try:
+                proc.popen.wait(10)  # it ended its output: let it finish exiting
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"a pool process did not start: {proc.stderr()}") from None
             self.write_config(self.size)
             proc = Proc(self.config, watch=True)
             proc.wait(lambda f: "started" in f, 120)
         self.procs.append(proc)
         self.starts.append(time.monotonic() - t0)
 
-    def victim(self) -> Any | None:
+    def victim(self) -> Row | None:
+        """A running unclaimed member, as the list showed it. Faults act on it by its name, as
+        a person at the CLI would: one claimed meanwhile no longer answers to that name."""
         running = sorted((c for c in self.members() if c.status == "running"), key=lambda c: c.id)
-        return self.client.containers.get(self.rng.choice(running).id) if running else None
+        return self.rng.choice(running) if running else None
 
     # -- faults ------------------------------------------------------------------------------
 
     def fault(self) -> str:
+        api = self.client.api
         kinds: list[tuple[str, float, Callable[[], None]]] = [
-            ("kill", 3, lambda: self._on_member(lambda c: c.kill())),
-            ("rm -f", 3, lambda: self._on_member(lambda c: c.remove(force=True))),
-            ("pause", 1, lambda: self._on_member(lambda c: c.pause())),
-            ("stop", 2, lambda: self._on_member(lambda c: c.stop(timeout=0))),
-            ("restart", 1, lambda: self._on_member(lambda c: c.restart(timeout=0))),
+            ("kill", 3, lambda: self._on_member(api.kill)),
+            ("rm -f", 3, lambda: self._on_member(lambda n: self._touch(n, api.remove_container, force=True))),
+            ("pause", 1, lambda: self._on_member(api.pause)),
+            ("stop", 2, lambda: self._on_member(lambda n: api.stop(n, timeout=0))),
+            ("restart", 1, lambda: self._on_member(lambda n: api.restart(n, timeout=0))),
             ("unhealthy", 2, lambda: self._on_member(
-                lambda c: c.exec_run(["stub-ctl", "unhealthy"]))),
+                lambda n: api.exec_start(api.exec_create(n, ["stub-ctl", "unhealthy"])))),
             ("rename by others", 1, self._rename_by_others),
             ("SIGKILL a pool process", 1, self._sigkill),
             ("garbage config", 1, self._garbage),
@@ -165,17 +172,29 @@ class Chaos:
         self.counts[names[choice]] = self.counts.get(names[choice], 0) + 1
         return names[choice]
 
-    def _on_member(self, act: Callable[[Any], Any]) -> None:
+    def _on_member(self, act: Callable[[str], Any]) -> None:
         c = self.victim()
         if c is not None:
-            act(c)
+            act(c.name)
+
+    def _touch(self, name: str, act: Callable[..., Any], **options: Any) -> None:
+        """Remove or rename by name, and remember which container that hit: by the time the
+        request runs, a claim may have made it a session's (the engine resolves the name
+        before it locks the container), and that is this script's race, not the pool's."""
+        try:
+            cid = self.client.api.inspect_container(name)["Id"]
+        except docker.errors.NotFound:
+            return
+        act(name, **options)
+        self.touched[cid] = name
 
     def _rename_by_others(self) -> None:
         c = self.victim()
         if c is not None:
             new = f"other-{uuid.uuid4().hex[:8]}"
-            c.rename(new)
-            self.renamed[c.id] = new
+            self._touch(c.name, lambda n: self.client.api.rename(n, new))
+            if c.id in self.touched:
+                self.renamed[c.id] = new
 
     def _sigkill(self) -> None:
         proc = self.rng.choice(self.procs)
@@ -247,7 +266,10 @@ class Chaos:
             if cid in self.ended:
                 continue
             if by_id.get(cid) != lease["name"]:
-                problems.append(f"leased container {lease['name']} lost or renamed")
+                if cid in self.touched:  # this script hit it under its old member name
+                    self.own_hits.add(lease["name"])
+                else:
+                    problems.append(f"leased container {lease['name']} lost or renamed")
             elif end_sessions:
                 self.client.api.remove_container(cid, force=True)
                 self.ended.add(cid)
@@ -338,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         print("chaos: process starts (s): " + " ".join(f"{s:.1f}" for s in chaos.starts))
         for error in errors[:5]:
             print(f"chaos: refused: {error}")
+        if chaos.own_hits:
+            print(
+                f"chaos: leases this script itself hit by a stale member name: {sorted(chaos.own_hits)}"
+            )
+        problems = list(dict.fromkeys(problems))
         for problem in problems:
             print(f"chaos: BROKEN: {problem}")
         print(

@@ -118,6 +118,8 @@ class FakeDocker:
         self.version = (1, 41)
         #: called with the container's old name at the start of every rename (tests race here)
         self.on_rename: Callable[[str, str], None] = lambda old, new: None
+        #: called at the start of every remove, with what is removed (tests race here)
+        self.on_remove: Callable[[str], None] = lambda container: None
         #: called after `list` read the engine, before it returns (tests race here)
         self.on_list: Callable[[], None] = lambda: None
         #: raise this after a create went through (a create whose response is lost)
@@ -257,9 +259,14 @@ class FakeDocker:
             c.name = new_name
         self.emit(c, "rename")
 
-    def remove(self, cid: ContainerId) -> bool:
+    def remove(self, container: str) -> bool:
+        self.on_remove(container)
         with self._lock:
-            self.calls.append(("remove", cid))
+            self.calls.append(("remove", container))
+            try:
+                cid = self._get(container).id
+            except ContainerNotFoundError:
+                return False
             c = self.containers.pop(cid, None)
         if c is None:
             return False

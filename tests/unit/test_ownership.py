@@ -265,6 +265,24 @@ def test_last_process_to_close_removes_the_members(make_pool: Any, docker: FakeD
     assert [c.name for c in docker.containers.values()] == ["kept"]  # no presence, no hand
 
 
+def test_a_member_renamed_by_someone_during_its_removal_is_left_alone(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """Someone renames a member just as the upkeep removes it: it is theirs now, not removed."""
+    pool = make_pool(1)
+    pool.wait_until_full(timeout=5)
+    [member] = members(docker)
+
+    def rename_first(container: str) -> None:
+        docker.on_remove = lambda c: None  # once
+        docker.rename(member.id, "theirs")  # lands between the pool's decision and its remove
+
+    docker.on_remove = rename_first
+    pool.resize(0)
+    assert wait_for(lambda: pool.stats().retiring == 0 and pool.stats().ready == 0)
+    assert docker.containers[member.id].name == "theirs"
+
+
 def test_resync_interval_edit_applies_at_once(make_pool: Any) -> None:
     """Turning the periodic resync on (from 0) takes effect without waiting an old interval."""
     pool = make_pool(1, resync_interval=0)

@@ -73,8 +73,9 @@ class EngineApi(Protocol):
         """Rename `container` (an id or a current name); NameConflictError if `new_name` is
         taken, ContainerNotFoundError if no container answers to `container`."""
 
-    def remove(self, container_id: ContainerId) -> bool:
-        """Force-remove; True if removed now, False if it was already gone."""
+    def remove(self, container: str) -> bool:
+        """Force-remove `container` (an id or a current name); True if removed now, False if
+        it was already gone."""
         ...
 
     def inspect(self, container: str) -> ContainerView:

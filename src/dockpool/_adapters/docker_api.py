@@ -196,13 +196,14 @@ class DockerAdapter:
             new_name,
         )
 
-    def remove(self, container_id: ContainerId) -> bool:
-        """Force-remove; idempotent: True if removed now, False if it was already gone."""
+    def remove(self, container: str) -> bool:
+        """Force-remove `container` (an id or a current name); idempotent: True if removed
+        now, False if it was already gone (or no container answers to that name)."""
         try:
             self._call(
-                f"removing container {container_id[:12]}",
+                f"removing container {container[:40]}",
                 self._api.remove_container,
-                container_id,
+                container,
                 force=True,
                 v=True,
             )

@@ -215,7 +215,8 @@ class Executor:
         self.apply(member.key, m.Started())
 
     def _remove(self, member: m.Member) -> None:
-        """Remove an unclaimed member, holding its lock, after reading its name back."""
+        """Remove an unclaimed member by its member name, holding its lock: no claim of ours
+        can rename it meanwhile, and one renamed by anyone else is not removed."""
         cid = member.container_id
         if cid is None:
             return
@@ -230,12 +231,9 @@ class Executor:
             self.wake()
             return
         outcome: m.Event = m.Destroyed()
-        try:
-            view = self.api.inspect(cid)
-            if view.name != member.name:
-                outcome = m.Renamed(view.name)
-            else:
-                self.api.remove(cid)
+        try:  # by its member name: one renamed since (by anyone) does not answer to it
+            if not self.api.remove(member.name):
+                outcome = m.Renamed(self.api.inspect(cid).name)  # renamed, or 404: gone
         except ContainerNotFoundError:
             pass
         except DockerError as exc:
