@@ -87,6 +87,7 @@ class Chaos:
         self.decoys: dict[str, str] = {}  # id -> name
         self.counts: dict[str, int] = {}
         self.claims = 0
+        self.raced = 0  # renames by others made while the pool held that member's lock
         self.touched: dict[str, str] = {}  # id -> the member name this script removed/renamed
         self.own_hits: set[str] = set()  # leases lost to this script's own stale view
         self.starts: list[float] = []  # seconds each pool process took to start
@@ -192,9 +193,21 @@ class Chaos:
         c = self.victim()
         if c is not None:
             new = f"other-{uuid.uuid4().hex[:8]}"
+            locked = self._locked(c.name)
             self._touch(c.name, lambda n: self.client.api.rename(n, new))
-            if c.id in self.touched:
+            if c.id not in self.touched:
+                return
+            if locked or self._locked(c.name):
+                # a pool process held the member's lock (a claim or a removal in flight): this
+                # rename ignored the pool's protocol and raced it; whoever wins is the engine's
+                # call, so it is counted, not checked
+                self.raced += 1
+            else:
                 self.renamed[c.id] = new
+
+    def _locked(self, member: str) -> bool:
+        rows = self.client.api.containers(all=True, filters={"name": f"^/{member}-lock$"})
+        return bool(rows)
 
     def _sigkill(self) -> None:
         proc = self.rng.choice(self.procs)
@@ -360,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         print("chaos: process starts (s): " + " ".join(f"{s:.1f}" for s in chaos.starts))
         for error in errors[:5]:
             print(f"chaos: refused: {error}")
+        print(
+            f"chaos: renames by others that raced a claim or removal holding the lock: {chaos.raced}"
+        )
         if chaos.own_hits:
             print(
                 f"chaos: leases this script itself hit by a stale member name: {sorted(chaos.own_hits)}"
