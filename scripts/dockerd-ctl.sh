@@ -1,47 +1,36 @@
 #!/usr/bin/env bash
-# Stop / start the local dockerd, for tests that restart the engine mid-run.
+# Stop / start the engine DOCKER_HOST selects (scripts/engines.sh), for tests that restart the
+# engine mid-run. The dockerd is found by that engine's pid file only, never by process name.
 #
-#   dockerd-ctl.sh stop     SIGTERM the dockerd in /var/run/docker.pid, wait until it is gone
+#   dockerd-ctl.sh stop     SIGTERM the engine's dockerd (its pid file), wait until it is gone
 #                           (SIGKILL after $DOCKPOOL_DOCKERD_STOP_TIMEOUT s, default 60)
 #   dockerd-ctl.sh kill     SIGKILL dockerd (a crash: leaves a stale pid file and socket)
-#   dockerd-ctl.sh start    same as scripts/ensure-docker.sh
+#   dockerd-ctl.sh start    same as scripts/ensure-docker.sh (which starts the selected engine)
 #   dockerd-ctl.sh restart  stop, then start
 #   dockerd-ctl.sh status   print whether dockerd runs and answers; exit 0 iff it answers
 #
 # Needs root (and, for start, Debian) like ensure-docker.sh. Output never stays attached
-# to the caller: dockerd logs to /var/log/dockpool-dockerd.log.
+# to the caller: dockerd logs to its engine's log file.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PIDFILE=/var/run/docker.pid
+# shellcheck source=scripts/engines.sh
+. "$HERE/engines.sh"
+engine_select
+if [ "$ENGINE" = other ]; then
+    printf 'dockerd-ctl: DOCKER_HOST=%s is not an engine these scripts manage\n' "$DOCKER_HOST" >&2
+    exit 2
+fi
 STOP_TIMEOUT="${DOCKPOOL_DOCKERD_STOP_TIMEOUT:-60}"
 
 say() { printf 'dockerd-ctl: %s\n' "$*"; }
 err() { printf 'dockerd-ctl: %s\n' "$*" >&2; }
 
-is_dockerd_pid() {
-    [[ "$1" =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "dockerd" ]
-}
-
-dockerd_pid() {
-    local pid=""
-    if [ -f "$PIDFILE" ]; then
-        pid="$(tr -dc '0-9' <"$PIDFILE" 2>/dev/null || true)"
-        if [ -n "$pid" ] && is_dockerd_pid "$pid"; then
-            printf '%s' "$pid"
-            return 0
-        fi
-    fi
-    pid="$(pgrep -x dockerd 2>/dev/null | head -n1 || true)"
-    [ -n "$pid" ] && printf '%s' "$pid"
-    return 0
-}
-
 # Wait until $1 is gone; return 1 after $2 seconds.
 wait_gone() {
     local pid="$1" limit="$2" deadline
     deadline=$(( $(date +%s) + limit ))
-    while is_dockerd_pid "$pid"; do
+    while engine_is_dockerd "$pid"; do
         [ "$(date +%s)" -ge "$deadline" ] && return 1
         sleep 0.2
     done
@@ -58,7 +47,7 @@ need_root() {
 cmd_stop() {
     need_root
     local pid
-    pid="$(dockerd_pid)"
+    pid="$(engine_pid)"
     if [ -z "$pid" ]; then
         say "dockerd is not running"
         return 0
@@ -76,7 +65,7 @@ cmd_stop() {
 cmd_kill() {
     need_root
     local pid
-    pid="$(dockerd_pid)"
+    pid="$(engine_pid)"
     if [ -z "$pid" ]; then
         say "dockerd is not running"
         return 0
@@ -88,7 +77,7 @@ cmd_kill() {
 
 cmd_status() {
     local pid v
-    pid="$(dockerd_pid)"
+    pid="$(engine_pid)"
     if v="$(timeout 10 docker info --format '{{.ServerVersion}}' 2>/dev/null)" && [ -n "$v" ]; then
         say "engine $v answers${pid:+ (dockerd pid $pid)}"
         return 0

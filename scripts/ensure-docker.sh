@@ -12,54 +12,30 @@
 #   DOCKPOOL_DOCKERD_LOG      dockerd's log file (default /var/log/dockpool-dockerd.log)
 #   DOCKPOOL_DOCKERD_ARGS     extra dockerd flags, split on spaces (default none)
 #
-# scripts/dockerd-ctl.sh uses this script as its "start".
+# DOCKER_HOST selects the engine (scripts/engines.sh): the modern one is started by
+# scripts/ensure-modern-docker.sh. scripts/dockerd-ctl.sh uses this script as its "start".
 set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/engines.sh
+. "$HERE/engines.sh"
+engine_select
+if [ "$ENGINE" = modern ]; then
+    exec bash "$HERE/ensure-modern-docker.sh" start
+fi
 
 TIMEOUT="${DOCKPOOL_DOCKERD_TIMEOUT:-60}"
-LOG="${DOCKPOOL_DOCKERD_LOG:-/var/log/dockpool-dockerd.log}"
-PIDFILE=/var/run/docker.pid
-SOCK=/var/run/docker.sock
+LOG="$ENGINE_LOG"
+PIDFILE="$ENGINE_PIDFILE"
+SOCK="$ENGINE_SOCK"
 
 say() { printf 'ensure-docker: %s\n' "$*"; }
 err() { printf 'ensure-docker: %s\n' "$*" >&2; }
-
-# `docker info` with a short timeout; prints the server version on success.
-engine_version() {
-    command -v docker >/dev/null 2>&1 || return 1
-    local v
-    v="$(timeout 10 docker info --format '{{.ServerVersion}}' 2>/dev/null)" || return 1
-    [ -n "$v" ] || return 1
-    printf '%s' "$v"
-}
 
 report_ok() {
     local label="$1" v="$2" api cli
     api="$(timeout 10 docker version --format '{{.Server.APIVersion}}' 2>/dev/null || echo '?')"
     cli="$(timeout 10 docker version --format '{{.Client.Version}}' 2>/dev/null || echo '?')"
     say "$label engine $v (API $api) answers; client $cli at $(command -v docker)"
-}
-
-# Is $1 the pid of a live dockerd?
-is_dockerd_pid() {
-    local pid="$1"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [ -r "/proc/$pid/comm" ] || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "dockerd" ]
-}
-
-# Pid of a running dockerd (from the pid file, else from the process table), or nothing.
-running_dockerd_pid() {
-    local pid=""
-    if [ -f "$PIDFILE" ]; then
-        pid="$(tr -dc '0-9' <"$PIDFILE" 2>/dev/null || true)"
-        if [ -n "$pid" ] && is_dockerd_pid "$pid"; then
-            printf '%s' "$pid"
-            return 0
-        fi
-    fi
-    pid="$(pgrep -x dockerd 2>/dev/null | head -n1 || true)"
-    [ -n "$pid" ] && printf '%s' "$pid"
-    return 0
 }
 
 # The end of this start's part of the log (at most 40 lines).
@@ -83,7 +59,7 @@ wait_for_engine() {
         fi
         if [ -n "$watch_pid" ] && ! kill -0 "$watch_pid" 2>/dev/null; then
             # It may have been replaced (e.g. setsid forked); follow any live dockerd.
-            watch_pid="$(running_dockerd_pid)"
+            watch_pid="$(engine_pid)"
         fi
         if [ -z "$watch_pid" ]; then
             err "dockerd exited before the engine answered; see $LOG"
@@ -122,8 +98,8 @@ if [ "$(id -u)" -ne 0 ] || [ ! -f /etc/debian_version ]; then
     exit 1
 fi
 
-if [ -n "${DOCKER_HOST:-}" ] && [[ "$DOCKER_HOST" != unix:///var/run/docker.sock && "$DOCKER_HOST" != unix:///run/docker.sock ]]; then
-    err "DOCKER_HOST=$DOCKER_HOST points elsewhere and does not answer; unset it to use a local dockerd"
+if [ "$ENGINE" = other ]; then
+    err "DOCKER_HOST=$DOCKER_HOST is not an engine these scripts start, and it does not answer"
     exit 1
 fi
 
@@ -145,7 +121,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # 4. A dockerd already running (e.g. still starting, or started by the package)? Wait for it.
-pid="$(running_dockerd_pid)"
+pid="$(engine_pid)"
 if [ -n "$pid" ]; then
     say "dockerd is already running (pid $pid) but does not answer yet; waiting up to ${TIMEOUT}s"
     wait_for_engine "$pid"
