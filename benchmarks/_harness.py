@@ -70,10 +70,14 @@ def outliers(samples: Sequence[float], factor: float = 3.0) -> list[int]:
 class BenchRun:
     """One benchmark run: a unique id, the label on all its containers, its pools, its cleanup."""
 
-    def __init__(self, health_interval: float = 0.2) -> None:
+    def __init__(self, health_interval: float = 0.2, base_url: str | None = None) -> None:
         self.hex = secrets.token_hex(4)
         self.health_interval = health_interval
-        self.client: Any = docker.from_env(timeout=60)
+        self.client: Any = (
+            docker.DockerClient(base_url=base_url, timeout=60)
+            if base_url
+            else docker.from_env(timeout=60)
+        )
         self.pools: list[ContainerPool] = []
         self.leftover: list[str] = []
         self._old_term: Any = None

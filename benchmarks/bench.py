@@ -3,6 +3,7 @@
     dockpool bench                  the stand-in image (fast, no network)
     dockpool bench --agent-server   the OpenHands agent-server image (minutes)
     dockpool bench --smoke          the stand-in with tiny N (< 60 s; CI: no timing asserted)
+    dockpool bench --readiness      readiness and idle cost per engine (--engines default,modern)
 
 Prints a table on stdout (progress goes to stderr), writes every sample to a JSON file and a
 plot to a PNG (needs matplotlib: the `bench` extra), under bench-results/ by default. Figures,
@@ -22,7 +23,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dockpool
-from benchmarks import burst, claims, members, ready, replacement, resources, summary, targets
+from benchmarks import (
+    burst,
+    claims,
+    engine_cost,
+    members,
+    ready,
+    replacement,
+    resources,
+    summary,
+    targets,
+)
 from benchmarks._activity import Activity
 from benchmarks._harness import RUN_LABEL, BenchRun, Result, machine_info
 from benchmarks.plot import matplotlib_missing
@@ -48,8 +59,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for name in ("pooled", "cold", "docker-run", "pool", "burst", "burst-pool", "kills"):
         p.add_argument(f"--{name}", type=int, metavar="N", help=f"override size '{name}'")
     p.add_argument("--idle-seconds", type=float, metavar="S", help="idle window, seconds")
+    p.add_argument(
+        "--readiness",
+        action="store_true",
+        help="warm-up, ready lag and idle cost per engine and readiness profile",
+    )
+    p.add_argument(
+        "--engines",
+        default="default,modern",
+        help="engines for --readiness, as scripts/engines.sh names them",
+    )
+    p.add_argument("--members", type=int, default=8, help="pool size for --readiness")
     args = p.parse_args(argv)
-    if args.smoke and args.agent_server:
+    if args.smoke and args.agent_server and not args.readiness:
         p.error("--smoke measures the stand-in image only")
     if args.only and not set(args.only.split(",")) <= set(STEPS):
         p.error(f"--only takes steps among {','.join(STEPS)}")
@@ -178,6 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = set(args.only.split(",")) if args.only else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    if args.readiness:
+        out = args.json or str(RESULTS / f"readiness-{stamp}.json")
+        engines = [e for e in args.engines.split(",") if e]
+        unknown = set(engines) - set(engine_cost.ENGINES)
+        if unknown:
+            print(
+                f"dockpool bench: unknown engine(s) {', '.join(sorted(unknown))}", file=sys.stderr
+            )
+            return 2
+        idle = args.idle_seconds or (4.0 if args.smoke else 30.0)
+        size = 2 if args.smoke else args.members
+        return engine_cost.main(engines, size, idle, args.agent_server, out)
     kind = "smoke" if args.smoke else "bench"
     json_path = args.json or str(RESULTS / f"{kind}-{stamp}.json")
     plot_path = None if args.no_plot else args.plot or str(RESULTS / f"{kind}-{stamp}.png")

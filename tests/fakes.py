@@ -113,7 +113,7 @@ class FakeDocker:
         self.max_concurrent_creates = 0
         self.max_total = 0
         self._ids = itertools.count(1)
-        self._ports = itertools.count(40000)
+        self._ports: Iterator[int] = itertools.count(40000)
         self._lock = threading.RLock()
         self.version = (1, 41)
         #: called with the container's old name at the start of every rename (tests race here)

@@ -10,7 +10,7 @@ import pytest
 
 from dockpool._core.config import PoolConfig
 from dockpool._core.errors import ConfigError
-from dockpool._core.spec import ContainerSpec, HealthCheck
+from dockpool._core.spec import ContainerSpec, HealthCheck, Readiness
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,13 +39,38 @@ def test_example_config_parses() -> None:
     assert cfg.spec.ports == (8000,)
     assert cfg.spec.healthcheck == HealthCheck(
         test=["CMD", "stub-check"],
-        interval=0.2,
+        interval=30,
         timeout=1.0,
-        retries=1,
-        start_period=10,
+        retries=3,
+        start_period=30,
         start_interval=0.1,
     )
+    assert cfg.spec.readiness == Readiness(port=8000, path="/ready", interval=0.05, timeout=1.0)
     assert cfg.path == ROOT / "config.toml"
+
+
+READINESS = MINIMAL + "ports = [8000]\n\n[dockpool.readiness]\n"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('path = "/ready"', r"\[dockpool.readiness\] port.*missing"),
+        ("port = 9000", r"\[dockpool\] readiness.*readiness port 9000 is not one of ports"),
+        ('port = "8000"', r"\[dockpool.readiness\] port.*expected an int"),
+        ('port = 8000\npath = "ready"', r"\[dockpool.readiness\] path.*must start with /"),
+        ("port = 8000\ninterval = 0", r"\[dockpool.readiness\] interval.*must be > 0"),
+        ("port = 8000\nperiod = 1", r"\[dockpool.readiness\].*period"),
+    ],
+)
+def test_bad_readiness_is_one_clear_error(tmp_path: Path, table: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PoolConfig.from_toml(_write(tmp_path, READINESS + table + "\n"))
+
+
+def test_readiness_defaults(tmp_path: Path) -> None:
+    cfg = PoolConfig.from_toml(_write(tmp_path, READINESS + "port = 8000\n"))
+    assert cfg.spec.readiness == Readiness(port=8000, path="/", interval=0.05, timeout=1.0)
 
 
 def test_minimal_config_gets_defaults(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ EVENTS: dict[str, m.Event] = {
     "started": m.Started(),
     "start_failed": m.StartFailed("port taken"),
     "healthy": m.Healthy(),
+    "answered": m.Answered(),
     "unhealthy": m.Unhealthy(),
     "died": m.Died(3),
     "oom": m.Oom(),
@@ -62,6 +63,7 @@ EXPECTED: dict[State, dict[str, tuple[State, list[type]] | None]] = {
     },
     State.WARMING: {
         "healthy": (State.READY, [m.Notify]),
+        "answered": (State.READY, [m.Notify]),
         "unhealthy": LOST_EARLY,
         "died": LOST_EARLY,
         "oom": LOST_EARLY,

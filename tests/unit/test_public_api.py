@@ -15,7 +15,7 @@ def test_all_is_pinned() -> None:
             "POOL_LABEL", "SPEC_LABEL", "Backoff", "ClaimError", "ConfigChange", "ConfigError", "ContainerEvent",
             "ContainerPool", "Lease", "PoolStats",
             "ContainerNotFoundError", "ContainerSpec", "DaemonUnavailableError", "DockerError",
-            "DockpoolError", "HealthCheck", "ImageNotFoundError", "NameConflictError",
+            "DockpoolError", "HealthCheck", "ImageNotFoundError", "NameConflictError", "Readiness",
             "NameInUseError", "PoolClosedError", "PoolConfig", "PoolError", "PoolTimeoutError",
             "State", "__version__", "signals",
         ]

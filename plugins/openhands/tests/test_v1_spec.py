@@ -84,10 +84,12 @@ async def test_member_spec_is_the_stock_container() -> None:
     assert spec.init is run["init"] is True
     assert dict(spec.extra_hosts) == run["extra_hosts"]
     assert run["network_mode"] is None and run["devices"] is None
-    assert spec.healthcheck is not None  # the only addition: readiness for the pool
+    assert spec.healthcheck is not None  # the only additions: readiness and liveness
+    assert spec.readiness is not None and spec.readiness.path == "/ready"
+    assert spec.readiness.port in spec.ports
 
 
-def test_image_healthcheck_is_kept_verbatim() -> None:
+def test_image_healthcheck_is_kept_but_slow_once_warm() -> None:
     stock = DockerSandboxService(**service_kwargs())
     sandbox_spec = agent_spec_service().specs[0]
     ns = 1_000_000_000
@@ -103,12 +105,15 @@ def test_image_healthcheck_is_kept_verbatim() -> None:
     health = sandbox_container_spec(stock, sandbox_spec, config).healthcheck
     assert health is not None
     assert health.test == ("CMD", "/usr/local/bin/agent-server-ready")
+    # its test, timeout, start period and retries as the image has them; its 1 s interval
+    # stretched to 30 s (liveness), fast probes only during warm-up where the engine can
     assert (health.interval, health.timeout, health.start_period, health.retries) == (
-        1.0,
+        30.0,
         3.0,
         120.0,
         3,
     )
+    assert health.start_interval == 0.1
 
 
 @pytest.mark.parametrize(

@@ -25,15 +25,13 @@ from dockpool._core.errors import (
     NameConflictError,
 )
 from dockpool._core.machine import ContainerId
-from dockpool._core.spec import ContainerSpec
+from dockpool._core.spec import START_INTERVAL_API, ContainerSpec
 
 __all__ = ["ContainerView", "DockerAdapter", "make_client", "translated"]
 
 T = TypeVar("T")
 
 _NS = 1_000_000_000
-#: Docker API version from which a health check's `start_interval` is honoured.
-START_INTERVAL_API = (1, 44)
 
 
 @contextmanager

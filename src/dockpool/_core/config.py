@@ -17,16 +17,18 @@ from typing import Any
 import attrs
 
 from dockpool._core.errors import ConfigError
-from dockpool._core.spec import ContainerSpec, HealthCheck
+from dockpool._core.spec import ContainerSpec, HealthCheck, Readiness
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,40}$")
 
 _SANDBOX_KEYS = {"container_pool_size"}
 _HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
+_READINESS_KEYS = {"port", "path", "interval", "timeout"}
 _DOCKPOOL_KEYS = {
     "name", "image", "command", "entrypoint", "ports", "environment", "labels", "volumes",
     "working_dir", "init", "extra_hosts", "mem_limit", "cpus", "user", "network",
-    "port_host_ip", "random_env", "healthcheck", "max_containers", "create_concurrency",
+    "port_host_ip", "random_env", "healthcheck", "readiness", "max_containers",
+    "create_concurrency",
     "max_age", "ready_timeout", "resync_interval",
 }  # fmt: skip
 
@@ -212,6 +214,8 @@ class _Reader:
                 fields[key] = self.get("dockpool", pool, key, kind, None)
         if "healthcheck" in pool:
             fields["healthcheck"] = self.healthcheck(self.table(pool, "healthcheck", "dockpool"))
+        if "readiness" in pool:
+            fields["readiness"] = self.readiness(self.table(pool, "readiness", "dockpool"))
         try:
             return ContainerSpec(**fields)
         except ValueError as exc:
@@ -236,6 +240,22 @@ class _Reader:
         except ValueError as exc:
             key = _key_named_in(str(exc), values) or "test"
             raise self.fail(table, key, str(exc)) from None
+
+    def readiness(self, raw: Mapping[str, Any]) -> Readiness:
+        table = "dockpool.readiness"
+        self.check_keys(table, raw, _READINESS_KEYS)
+        port = self.get(table, raw, "port", "int", None)
+        if port is None:
+            raise self.fail(table, "port", "missing: the container port to probe, one of ports")
+        values = {
+            key: self.get(table, raw, key, kind, None)
+            for key, kind in [("path", "str"), ("interval", "number"), ("timeout", "number")]
+            if key in raw
+        }
+        try:
+            return Readiness(port=port, **values)
+        except ValueError as exc:
+            raise self.fail(table, _key_named_in(str(exc), values) or "port", str(exc)) from None
 
 
 def _article(kind: str) -> str:

@@ -18,6 +18,11 @@ class Start:
 
 
 @attrs.frozen
+class Probe:
+    """Probe the warming member's readiness endpoint until it answers (or leaves WARMING)."""
+
+
+@attrs.frozen
 class Rename:
     """The claim itself: holding the member's lock, rename it (by its member name, never by
     id) to the session's name, then read it back. Run in the claimer's thread."""
@@ -57,6 +62,6 @@ class Notify:
     reason: str = ""
 
 
-Effect: TypeAlias = Create | Start | Rename | Remove | Discard | Replace | Failure | Notify
+Effect: TypeAlias = Create | Start | Probe | Rename | Remove | Discard | Replace | Failure | Notify
 Effects: TypeAlias = tuple[Effect, ...]
 NOTHING: Effects = ()

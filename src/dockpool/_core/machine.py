@@ -4,7 +4,7 @@ The reconciler owns a table of `Member` records and feeds each one the events th
 in order. This module decides what each event means; it performs nothing. Effects are plain
 data that the runtime executes in one place (create, start, rename, remove, replace, notify).
 
-    CREATING -created-> STARTING -started-> WARMING -healthy-> READY -claim-> CLAIMING
+    CREATING -created-> STARTING -started-> WARMING -healthy/answered-> READY -claim-> CLAIMING
        | create failed    | start failed,     | died, oom,         | died, oom,      | ok: CLAIMED
        v                  | died              | unhealthy, paused  | unhealthy       | lost: READY
      GONE <-destroyed- RETIRING <-------------+--------------------+------- died ----+
@@ -35,6 +35,7 @@ from dockpool._core.effects import (
     Effects,
     Failure,
     Notify,
+    Probe,
     Remove,
     Rename,
     Replace,
@@ -42,6 +43,7 @@ from dockpool._core.effects import (
 )
 from dockpool._core.member_events import (
     EVENT_TYPES,
+    Answered,
     ClaimFailed,
     ClaimRequested,
     ClaimSucceeded,
@@ -63,10 +65,11 @@ from dockpool._core.member_events import (
 )
 
 __all__ = [
-    "EVENT_TYPES", "HOLDING", "LIVE", "NOTHING", "TERMINAL", "ClaimFailed", "ClaimRequested",
-    "ClaimSucceeded", "ContainerId", "Create", "CreateFailed", "Created", "Destroyed", "Died",
-    "Discard", "Effect", "Effects", "Event", "Failure", "Healthy", "Member", "MemberKey", "Notify",
-    "Observed", "Oom", "Paused", "Remove", "Rename", "Renamed", "Replace", "RetireRequested",
+    "EVENT_TYPES", "HOLDING", "LIVE", "NOTHING", "TERMINAL", "Answered", "ClaimFailed",
+    "ClaimRequested", "ClaimSucceeded", "ContainerId", "Create", "CreateFailed", "Created",
+    "Destroyed", "Died", "Discard", "Effect", "Effects", "Event", "Failure", "Healthy", "Member",
+    "MemberKey", "Notify", "Observed", "Oom", "Paused", "Probe", "Remove", "Rename", "Renamed",
+    "Replace", "RetireRequested",
     "Start", "StartFailed", "Started", "State", "Unhealthy", "discover", "provision",
     "transition",
 ]  # fmt: skip
@@ -79,7 +82,7 @@ class State(enum.Enum):
 
     CREATING = "creating"  # create call in flight; no container id yet
     STARTING = "starting"  # created; start call in flight
-    WARMING = "warming"  # running; waiting for Docker to report it healthy
+    WARMING = "warming"  # running; waiting for Docker's "healthy" or dockpool's probe
     READY = "ready"  # healthy (or running, without a health check): claimable
     CLAIMING = "claiming"  # a claim's rename is in flight
     CLAIMED = "claimed"  # renamed to its session's name: no longer managed
@@ -103,6 +106,7 @@ class Member:
     state: State = State.CREATING
     container_id: ContainerId | None = None
     needs_health: bool = True
+    probed: bool = False  # ready when dockpool's readiness probe answers (see spec.Readiness)
     born: float = 0.0  # pool clock time of provisioning (for max_age)
     fingerprint: str = ""  # the spec it is made of (a config reload can change the pool's spec)
     dead: bool = False  # died while a claim's rename was in flight
@@ -117,12 +121,14 @@ def provision(
     now: float,
     fingerprint: str = "",
     reserved_for: str | None = None,
+    probed: bool = False,
 ) -> tuple[Member, Effects]:
     """A new member, and the effect that makes its container."""
     member = Member(
         key=key,
         name=name,
         needs_health=needs_health,
+        probed=probed,
         born=now,
         fingerprint=fingerprint,
         reserved_for=reserved_for,
@@ -139,6 +145,7 @@ def discover(
     fingerprint: str,
     current: str,
     now: float,
+    probed: bool = False,
 ) -> tuple[Member, Effects]:
     """The record of a container this process did not create, from what the engine showed.
 
@@ -154,12 +161,17 @@ def discover(
         state=State.STARTING,
         container_id=container_id,
         needs_health=needs_health,
+        probed=probed,
         born=now,
         fingerprint=fingerprint,
     )
     healthy = seen.health == "healthy" or (seen.health is None and not needs_health)
     if fingerprint != current:
         why = "made of an older spec"
+    elif seen.status == "running" and seen.health == "healthy":
+        return _to(member, State.READY, Notify("member_ready", "adopted"))
+    elif seen.status == "running" and probed and seen.health != "unhealthy":
+        return _to(member, State.WARMING, Probe(), Notify("member_started", "discovered"))
     elif seen.status == "running" and healthy:
         return _to(member, State.READY, Notify("member_ready", "adopted"))
     elif seen.status == "running" and seen.health == "starting":
@@ -198,7 +210,9 @@ def _observed_as(member: Member, seen: Observed) -> Event | None:
         return Died(None)
     if seen.status != "running":
         return None
-    if seen.health == "healthy" or (seen.health is None and not member.needs_health):
+    if seen.health == "healthy" or (
+        seen.health is None and not member.needs_health and not member.probed
+    ):
         return Healthy() if member.state is not State.STARTING else Started()
     if seen.health == "unhealthy":
         return Unhealthy()
@@ -278,6 +292,8 @@ def _running(member: Member, event: Event) -> tuple[Member, Effects]:
     early = state is not State.READY  # a failure before ready counts toward back-off
     match event:
         case Started() if state is State.STARTING:
+            if member.probed:
+                return _to(member, State.WARMING, Probe(), Notify("member_started"))
             if member.needs_health:
                 return _to(member, State.WARMING, Notify("member_started"))
             return _to(member, State.READY, Notify("member_ready"))
@@ -286,6 +302,8 @@ def _running(member: Member, event: Event) -> tuple[Member, Effects]:
                        Notify("member_failed", reason))  # fmt: skip
         case Healthy() if state is not State.READY:
             return _to(member, State.READY, Notify("member_ready"))
+        case Answered() if state is State.WARMING:
+            return _to(member, State.READY, Notify("member_ready", "answered"))
         case Unhealthy():
             return _lost(member, "unhealthy", failed=early)
         case Died(exit_code):

@@ -47,6 +47,11 @@ class Healthy:
 
 
 @attrs.frozen
+class Answered:
+    """dockpool's readiness probe got a 2xx answer from the member's server."""
+
+
+@attrs.frozen
 class Unhealthy:
     """Docker reported `health_status: unhealthy`."""
 
@@ -126,7 +131,8 @@ class Observed:
 
 
 Event: TypeAlias = (
-    Created | CreateFailed | Started | StartFailed | Healthy | Unhealthy | Died | Oom | Destroyed
+    Created | CreateFailed | Started | StartFailed | Healthy | Answered | Unhealthy | Died | Oom
+    | Destroyed
     | Renamed | Paused | ClaimRequested | ClaimSucceeded | ClaimFailed | RetireRequested | Observed
 )  # fmt: skip
 EVENT_TYPES: tuple[type, ...] = Event.__args__

@@ -95,6 +95,38 @@ class HealthCheck:
 
 
 @attrs.frozen
+class Readiness:
+    """dockpool's own readiness probe: GET http://<port_host_ip>:<published port><path>.
+
+    Run from the host, during a member's warm-up only, every `interval` seconds (a refused
+    connection costs the member nothing: no exec, no process), until the server answers 2xx;
+    and once more at claim time, so a member whose server stopped answering is not handed out.
+    With it, Docker's health check (if any) only has to notice a member that dies later, so its
+    `interval` can be long (30 s): readiness no longer pays a fast probe for a member's whole
+    life. On an engine with API >= 1.44 and a health check with `start_interval`, Docker's fast
+    warm-up probes decide readiness instead (see `readiness_mode`).
+    """
+
+    port: int
+    path: str = "/"
+    interval: float = 0.05
+    timeout: float = 1.0
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"readiness port {self.port} is not in 1..65535")
+        if not self.path.startswith("/"):
+            raise ValueError(f"readiness path {self.path!r} must start with /")
+        for name in ("interval", "timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"readiness {name} must be > 0 seconds")
+
+
+#: Docker API version from which a health check's `start_interval` is honoured (Engine 25).
+START_INTERVAL_API = (1, 44)
+
+
+@attrs.frozen
 class ContainerSpec:
     """Everything needed to create one pool member. Lists become tuples, dicts become frozen.
 
@@ -114,6 +146,7 @@ class ContainerSpec:
     volumes: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     working_dir: str | None = None
     healthcheck: HealthCheck | None = None
+    readiness: Readiness | None = None
     init: bool = False
     extra_hosts: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
     mem_limit: str | None = None
@@ -134,6 +167,8 @@ class ContainerSpec:
                 raise ValueError(f"label {key!r} is reserved: the pool sets it on its members")
         if self.cpus is not None and self.cpus <= 0:
             raise ValueError("cpus must be > 0")
+        if self.readiness is not None and self.readiness.port not in self.ports:
+            raise ValueError(f"readiness port {self.readiness.port} is not one of ports")
 
     def canonical(self, image_id: str | None = None) -> dict[str, Any]:
         """The spec as plain JSON-able data, with the image replaced by `image_id` if given."""
@@ -150,6 +185,23 @@ class ContainerSpec:
         """
         blob = json.dumps(self.canonical(image_id), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def readiness_mode(spec: ContainerSpec, api_version: tuple[int, int]) -> str:
+    """How a member of `spec` is known to be ready on an engine of `api_version`:
+
+    "health": Docker reports it healthy (its health check's `start_interval` probes fast during
+    warm-up on API >= 1.44, then every `interval`); "probe": dockpool's `readiness` probe
+    answered (an older engine, or no `start_interval`: Docker's check stays slow and only
+    watches liveness); "running": no check at all, ready once started.
+    """
+    hc = spec.healthcheck
+    fast_warmup = (
+        hc is not None and hc.start_interval is not None and api_version >= START_INTERVAL_API
+    )
+    if spec.readiness is not None and not fast_warmup:
+        return "probe"
+    return "health" if hc is not None else "running"
 
 
 def _jsonable(value: object) -> object:

@@ -178,6 +178,7 @@ def _reserve(
             key,
             name,
             needs_health=state.needs_health,
+            probed=state.probed,
             now=state.clock(),
             fingerprint=state.fingerprint,
             reserved_for=session,

@@ -26,6 +26,7 @@ from dockpool._core.spec import NAME_PREFIX, SPEC_LABEL
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.capacity import Capacity
 from dockpool._runtime.locks import Hand, Locks
+from dockpool._runtime.prober import Prober
 from dockpool._runtime.state import PoolState
 from dockpool._runtime.workers import Workers
 
@@ -50,6 +51,7 @@ class Executor:
         self.backoff = backoff
         self.may_upkeep = may_upkeep
         self.capacity = Capacity(api, locks, state.name)
+        self.prober = Prober(state, api, self.apply)
         #: members whose create was not attempted for want of room (a cold start retries)
         self.capped: set[m.MemberKey] = set()
         self.degraded = False
@@ -105,6 +107,7 @@ class Executor:
                 view.id,
                 seen,
                 needs_health=state.needs_health,
+                probed=state.probed,
                 fingerprint=view.labels.get(SPEC_LABEL, ""),
                 current=state.fingerprint,
                 now=state.clock(),
@@ -136,6 +139,8 @@ class Executor:
                     self.creates.submit(job)
             elif isinstance(effect, m.Start):
                 self._start(member)
+            elif isinstance(effect, m.Probe):
+                self.prober.start(member)
             elif isinstance(effect, m.Remove):
                 if self.may_upkeep():
                     self.removes.submit(functools.partial(self._remove, member))
@@ -295,8 +300,11 @@ class Executor:
                 return m.ClaimSucceeded(alive=False), None
             except DockerError:  # renamed: it is the session's; the read-back is best effort
                 return m.ClaimSucceeded(alive=True), None
-            healthy = view.health == "healthy" or not member.needs_health
-            return m.ClaimSucceeded(alive=view.running and healthy), view
+            # Docker's verdict, then the server's own answer (a probed member's health check
+            # is slow: it may still say "starting", and may not have noticed a stuck server)
+            healthy = view.health == "healthy" or not member.needs_health or member.probed
+            alive = view.running and healthy and view.health != "unhealthy"
+            return m.ClaimSucceeded(alive=alive and self.prober.serves(member, view.ports)), view
         finally:
             if own and hand is not None:
                 self.removes.submit(functools.partial(self.locks.release, hand))

@@ -57,7 +57,7 @@ class Runtime:
         image_id: str,
     ) -> Runtime:
         state = PoolState(config, clock)
-        state.use(Recipe(config.spec, image_id, config.spec.fingerprint(image_id)))
+        state.use(Recipe.of(config.spec, image_id, api.api_version))
 
         def image() -> tuple[str, dict[str, str]]:  # what bookkeeping containers are made of:
             return state.recipe.image_id, dict(state.recipe.spec.labels)  # the spec's image, labels
@@ -149,6 +149,7 @@ class Runtime:
             state.changed.notify_all()
         self.listener.stop(timeout=min(5.0, timeout))
         self.reconciler.stop(timeout=min(5.0, timeout))
+        self.executor.prober.stop(timeout=min(2.0, timeout))
         self.peers.leave()  # another process (if any) takes over the upkeep now
         try:
             last = not self.peers.others_alive()

@@ -17,7 +17,14 @@ from collections.abc import Callable
 import attrs
 
 from dockpool._core.config import PoolConfig
-from dockpool._core.spec import ORIGIN_LABEL, POOL_LABEL, ROLE_LABEL, SPEC_LABEL, ContainerSpec
+from dockpool._core.spec import (
+    ORIGIN_LABEL,
+    POOL_LABEL,
+    ROLE_LABEL,
+    SPEC_LABEL,
+    ContainerSpec,
+    readiness_mode,
+)
 from dockpool._runtime.members import MemberTable
 
 
@@ -50,6 +57,12 @@ class Recipe:
     spec: ContainerSpec
     image_id: str
     fingerprint: str
+    probed: bool = False  # readiness by dockpool's probe on this engine (spec.readiness_mode)
+
+    @classmethod
+    def of(cls, spec: ContainerSpec, image_id: str, api_version: tuple[int, int]) -> Recipe:
+        probed = readiness_mode(spec, api_version) == "probe"
+        return cls(spec, image_id, spec.fingerprint(image_id), probed)
 
 
 class PoolState:
@@ -85,6 +98,10 @@ class PoolState:
     @property
     def needs_health(self) -> bool:
         return self.recipe.spec.healthcheck is not None
+
+    @property
+    def probed(self) -> bool:
+        return self.recipe.probed
 
     def use(self, recipe: Recipe) -> None:
         """Make `recipe` the one new members (and cold starts) are made of."""

@@ -50,6 +50,7 @@ class Upkeep:
                     key,
                     member_name(state.name, key),
                     needs_health=state.needs_health,
+                    probed=state.probed,
                     now=now,
                     fingerprint=state.fingerprint,
                 )

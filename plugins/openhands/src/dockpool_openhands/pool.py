@@ -105,7 +105,7 @@ class SandboxPool(ContainerPool):
 def ignored_keys(file_spec: ContainerSpec) -> list[str]:
     """Container keys a config file sets that a sandbox pool ignores (all but the image)."""
     plain = ContainerSpec(image=file_spec.image)
-    skip = {"image", "healthcheck"}
+    skip = {"image", "healthcheck", "readiness"}
     return [
         f.name
         for f in attrs.fields(ContainerSpec)

@@ -1,10 +1,15 @@
-"""Readiness probes for pool members: the image's own HEALTHCHECK, or an HTTP probe.
+"""Readiness and liveness for pool members of the OpenHands images.
 
-dockpool hands out only members Docker reports healthy, so a member's spec needs a health
-check. The stock OpenHands services set none: the image's own HEALTHCHECK (if any) applies to
-their containers. A pool member copies that health check verbatim, so it is the same container;
-only an image without one gets the HTTP probe below (the agent server's `/ready`, or the V0
-action-execution server's `/alive`).
+Readiness: dockpool's own HTTP probe of the server's readiness path (the agent server's
+`/ready`, the V0 action-execution server's `/alive`), from the host during warm-up only, and
+once more at claim time (`dockpool.Readiness`). On an engine with API >= 1.44 Docker's health
+check decides instead, probing every `start_interval` during warm-up.
+
+Liveness: Docker's health check, the image's own HEALTHCHECK if it has one (the stock images
+set none; ours probes every 1 s), else an HTTP check of the same path; either way stretched to
+`LIVENESS_INTERVAL` once the member is up (`liveness`), so an idle warm member costs almost
+nothing on any engine. An unhealthy member is still replaced: it just takes longer to notice,
+and the claim's own readiness GET keeps a silent server from being handed out meanwhile.
 """
 
 from __future__ import annotations
@@ -12,13 +17,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dockpool import HealthCheck
+import attrs
+
+from dockpool import HealthCheck, Readiness
 
 _NS = 1_000_000_000
 # Docker's defaults for a HEALTHCHECK that leaves a field out (0 in the image's config).
 _DEFAULT_INTERVAL = 30.0
 _DEFAULT_TIMEOUT = 30.0
 _DEFAULT_RETRIES = 3
+#: Seconds between liveness probes of a warm member (the image's own interval if longer).
+LIVENESS_INTERVAL = 30.0
+#: Seconds between Docker's warm-up probes on engines that honour `start_interval`.
+WARMUP_INTERVAL = 0.1
 
 
 def image_healthcheck(image_config: Mapping[str, Any] | None) -> HealthCheck | None:
@@ -49,7 +60,21 @@ def image_healthcheck(image_config: Mapping[str, Any] | None) -> HealthCheck | N
     )
 
 
-def http_probe(port: int, path: str, *, interval: float = 1.0) -> HealthCheck:
+def liveness(check: HealthCheck) -> HealthCheck:
+    """`check` probing fast during warm-up (where the engine can) and slowly afterwards."""
+    return attrs.evolve(
+        check,
+        interval=max(check.interval, LIVENESS_INTERVAL),
+        start_interval=min(check.start_interval or WARMUP_INTERVAL, WARMUP_INTERVAL),
+    )
+
+
+def readiness(port: int, path: str) -> Readiness:
+    """dockpool's warm-up probe (every 50 ms from the host) and claim-time check of `path`."""
+    return Readiness(port=port, path=path, interval=0.05, timeout=2.0)
+
+
+def http_probe(port: int, path: str, *, interval: float = LIVENESS_INTERVAL) -> HealthCheck:
     """Healthy once GET http://127.0.0.1:<port><path> answers 2xx, probed with whichever of
     curl, wget or python3 the image has (Docker's timeout bounds each probe: busybox's wget
     crashes with -T). Failures in the first 120 s do not count."""
@@ -66,7 +91,7 @@ def http_probe(port: int, path: str, *, interval: float = 1.0) -> HealthCheck:
         timeout=3.0,
         retries=3,
         start_period=120.0,
-        start_interval=0.25,
+        start_interval=WARMUP_INTERVAL,
     )
 
 

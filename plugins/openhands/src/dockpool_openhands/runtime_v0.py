@@ -43,7 +43,7 @@ from openhands.runtime.utils.command import (
 from openhands.utils.async_utils import call_sync_from_async
 
 from dockpool import ContainerSpec, DockpoolError
-from dockpool_openhands.probes import http_probe
+from dockpool_openhands.probes import http_probe, readiness
 from dockpool_openhands.registry import REGISTRY, PoolSettings
 from dockpool_openhands.v0_volumes import sandbox_volumes
 
@@ -137,6 +137,7 @@ class PooledDockerRuntime(DockerRuntime):
             volumes=volumes,
             working_dir="/openhands/code/",
             healthcheck=http_probe(EXEC_PORT, "/alive"),
+            readiness=readiness(EXEC_PORT, "/alive"),
             port_host_ip=sandbox.runtime_binding_address,
         )
 

@@ -6,8 +6,9 @@ id, its command and working dir, environment = the spec's `initial_env` + a rand
 `OH_ALLOW_CORS_ORIGINS_<i>` per distinct origin + one variable per exposed port (its name =
 its container port), every exposed port published (the stock service picks free host ports
 and binds all interfaces; a member gets Docker-chosen ones on 0.0.0.0), the `sandbox_spec_id`
-label, the mounts, `init=True` and the extra hosts. Only the health check is added, and it is
-the image's own (see `probes`).
+label, the mounts, `init=True` and the extra hosts. Only readiness and liveness are added: the
+image's own health check (or an HTTP one), slow once warm, and dockpool's probe of `/ready` (see
+`probes`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from openhands.app_server.sandbox.sandbox_service import (
 )
 from openhands.app_server.sandbox.sandbox_spec_models import SandboxSpecInfo
 
-from dockpool import ContainerSpec, HealthCheck
-from dockpool_openhands.probes import http_probe, image_healthcheck
+from dockpool import ContainerSpec, HealthCheck, Readiness
+from dockpool_openhands.probes import http_probe, image_healthcheck, liveness, readiness
 
 #: The agent server is ready (initialised) once this answers 200.
 READY_PATH = "/ready"
@@ -64,8 +65,8 @@ def sandbox_container_spec(
 ) -> ContainerSpec:
     """The pool-member spec for sandboxes of `sandbox_spec` started by `service`.
 
-    `image_config` is the image's `.Config` (for its HEALTHCHECK); without one the member is
-    probed on the agent server's `/ready`.
+    `image_config` is the image's `.Config` (for its HEALTHCHECK); without one Docker checks the
+    agent server's `/ready`. dockpool probes `/ready` itself during warm-up.
     """
     return ContainerSpec(
         image=sandbox_spec.id,
@@ -77,7 +78,8 @@ def sandbox_container_spec(
             mount.host_path: f"{mount.container_path}:{mount.mode}" for mount in service.mounts
         },
         working_dir=sandbox_spec.working_dir,
-        healthcheck=image_healthcheck(image_config) or _ready_probe(service),
+        healthcheck=liveness(image_healthcheck(image_config) or _ready_probe(service)),
+        readiness=_readiness(service),
         init=True,
         extra_hosts=service.extra_hosts or {},
         port_host_ip="0.0.0.0",
@@ -85,6 +87,15 @@ def sandbox_container_spec(
     )
 
 
+def _readiness(service: DockerSandboxService) -> Readiness | None:
+    port = _agent_port(service)
+    published = any(p.container_port == port for p in service.exposed_ports)
+    return readiness(port, READY_PATH) if published else None
+
+
+def _agent_port(service: DockerSandboxService) -> int:
+    return next((p.container_port for p in service.exposed_ports if p.name == AGENT_SERVER), 8000)
+
+
 def _ready_probe(service: DockerSandboxService) -> HealthCheck:
-    port = next((p.container_port for p in service.exposed_ports if p.name == AGENT_SERVER), 8000)
-    return http_probe(port, READY_PATH)
+    return http_probe(_agent_port(service), READY_PATH)

@@ -1,0 +1,119 @@
+"""Readiness by dockpool's own probe: for members whose spec has `readiness` on an engine where
+Docker's health check cannot warm up fast (API < 1.44, or no `start_interval`).
+
+The machine asks for it (`Probe`) when a member enters WARMING; a short-lived thread then reads
+the member's published port once (inspect) and GETs the readiness path every `interval` until
+it answers 2xx (the machine gets `Answered`: READY) or the member leaves WARMING (died, retired,
+or Docker reported it healthy first). Nothing probes a ready member: after warm-up, Docker's
+slow health check watches liveness, and the claim asks the server once more (`serves`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from loguru import logger
+
+from dockpool._adapters import http_probe
+from dockpool._adapters.api import EngineApi
+from dockpool._core import machine as m
+from dockpool._core.errors import ContainerNotFoundError, DockerError
+from dockpool._core.spec import ContainerSpec
+from dockpool._runtime.state import PoolState
+
+#: Seconds between attempts to read a member's published port when the engine fails to answer.
+_INSPECT_RETRY = 0.5
+
+
+class Prober:
+    """Runs the warm-up probes and the claim-time readiness check."""
+
+    def __init__(
+        self,
+        state: PoolState,
+        api: EngineApi,
+        apply: Callable[[m.MemberKey, m.Event], Any],
+        answers: Callable[[str, int, str, float], bool] = http_probe.answers,
+    ) -> None:
+        self.state = state
+        self.api = api
+        self.apply = apply
+        self.answers = answers
+        self._stop = threading.Event()
+        self._threads: set[threading.Thread] = set()
+        self._guard = threading.Lock()
+
+    def _spec(self, member: m.Member) -> ContainerSpec | None:
+        recipe = self.state.recipes.get(member.fingerprint)
+        return recipe.spec if recipe is not None else None
+
+    def start(self, member: m.Member) -> None:
+        """Probe `member` (just entered WARMING) until it answers or leaves WARMING."""
+        spec = self._spec(member)
+        if spec is None or spec.readiness is None or member.container_id is None:
+            return
+        name = f"dockpool-{self.state.name}-probe-{member.key[:12]}"
+        thread = threading.Thread(target=self._run, args=(member, spec), name=name, daemon=True)
+        with self._guard:
+            if self._stop.is_set():
+                return
+            self._threads.add(thread)
+        thread.start()
+
+    def _warming(self, member: m.Member) -> bool:
+        now = self.state.table.get(member.key)
+        return (
+            now is not None
+            and now.state is m.State.WARMING
+            and now.container_id == member.container_id
+            and not self._stop.is_set()
+        )
+
+    def _run(self, member: m.Member, spec: ContainerSpec) -> None:
+        readiness = spec.readiness
+        assert readiness is not None and member.container_id is not None
+        port: int | None = None
+        try:
+            while self._warming(member):
+                if port is None:
+                    try:
+                        port = self.api.inspect(member.container_id).ports.get(readiness.port)
+                    except ContainerNotFoundError:
+                        return  # its destroy event tells the machine
+                    except DockerError as exc:
+                        logger.debug("probing {}: {}", member.name, exc)
+                        self._stop.wait(_INSPECT_RETRY)
+                        continue
+                    if port is None:
+                        logger.warning("probing {}: port {} is not published; Docker's health "
+                                       "check decides", member.name, readiness.port)  # fmt: skip
+                        return
+                if self.answers(spec.port_host_ip, port, readiness.path, readiness.timeout):
+                    self.apply(member.key, m.Answered())
+                    return
+                self._stop.wait(readiness.interval)
+        finally:
+            with self._guard:
+                self._threads.discard(threading.current_thread())
+
+    def serves(self, member: m.Member, ports: Mapping[int, int]) -> bool:
+        """The claim's check: True unless the member's spec has a readiness probe and its
+        server does not answer it now (through `ports`, the member's published ports)."""
+        spec = self._spec(member)
+        if spec is None or spec.readiness is None:
+            return True
+        readiness = spec.readiness
+        port = ports.get(readiness.port)
+        if port is None:
+            return False
+        return self.answers(spec.port_host_ip, port, readiness.path, readiness.timeout)
+
+    def stop(self, timeout: float) -> None:
+        """End every probe (the pool is closing)."""
+        self._stop.set()
+        with self._guard:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)

@@ -1,0 +1,164 @@
+"""Readiness by dockpool's own probe (spec.readiness): warm-up only, then Docker's slow check.
+
+The fake engine never reports a member healthy here (a 30 s health interval on an old engine),
+and its members' published ports lead to a real HTTP server on loopback that the test turns on
+and off, so the probe and the claim-time check are the real HTTP code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from dockpool import ContainerPool, ContainerSpec, HealthCheck, Readiness
+from dockpool._core.machine import State
+from dockpool._core.spec import readiness_mode
+from dockpool._runtime.backoff import Backoff
+from tests.fakes import FakeDocker, FakeEventSource, wait_for
+
+LIVENESS = HealthCheck(test=["CMD", "true"], interval=30, retries=3, start_interval=0.1)
+SPEC = ContainerSpec(
+    image="img:1",
+    ports=[8000],
+    healthcheck=LIVENESS,
+    readiness=Readiness(port=8000, path="/ready", interval=0.02, timeout=0.5),
+)
+
+
+class Server:
+    """A loopback HTTP server: /ready answers 200 while `up`, 503 otherwise; counts GETs."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.gets = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.gets += 1
+                self.send_response(200 if owner.up and self.path == "/ready" else 503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    made = [Server(), Server()]
+    yield made
+    for server in made:
+        server.close()
+
+
+@pytest.fixture
+def docker(servers: list[Server]) -> FakeDocker:
+    fake = FakeDocker(FakeEventSource(), auto_healthy=False)
+    fake._ports = itertools.cycle([s.port for s in servers])  # member i -> server i % 2
+    return fake
+
+
+@pytest.fixture
+def make_pool(docker: FakeDocker) -> Iterator[Any]:
+    pools: list[ContainerPool] = []
+
+    def make(size: int, version: tuple[int, int] = (1, 41)) -> ContainerPool:
+        docker.version = version
+        pool = ContainerPool(
+            SPEC, size=size, name="fake", adapter=docker, event_source=docker.events,
+            backoff=Backoff(base=0.01, cap=0.05),
+        )  # fmt: skip
+        pools.append(pool)
+        return pool.start()
+
+    yield make
+    for pool in pools:
+        pool.close(timeout=5)
+    leftover = [t.name for t in threading.enumerate() if t.name.startswith("dockpool-")]
+    assert leftover == [], f"threads left behind: {leftover}"
+
+
+def test_mode_follows_the_engine_and_the_spec() -> None:
+    assert readiness_mode(SPEC, (1, 41)) == "probe"  # no start_interval on this engine
+    assert readiness_mode(SPEC, (1, 44)) == "health"  # Docker's fast warm-up probes decide
+    slow = ContainerSpec(image="i", ports=[8000], healthcheck=HealthCheck(test=["CMD", "true"]),
+                         readiness=SPEC.readiness)  # fmt: skip
+    assert readiness_mode(slow, (1, 51)) == "probe"  # no start_interval in the check
+    assert readiness_mode(ContainerSpec(image="i", healthcheck=LIVENESS), (1, 41)) == "health"
+    assert readiness_mode(ContainerSpec(image="i"), (1, 41)) == "running"
+    with pytest.raises(ValueError, match="readiness port 9000 is not one of ports"):
+        ContainerSpec(image="i", ports=[8000], readiness=Readiness(port=9000))
+
+
+def test_ready_when_the_server_answers_not_before(make_pool: Any, servers: list[Server]) -> None:
+    pool = make_pool(1)
+    assert wait_for(lambda: servers[0].gets >= 3)  # probing while the server says 503
+    assert pool.stats().ready == 0
+    servers[0].up = True
+    t0 = time.monotonic()
+    assert wait_for(lambda: pool.stats().ready == 1, timeout=2)
+    assert time.monotonic() - t0 < 1.0  # probe interval 0.02 s; generous for a loaded CI
+
+
+def test_a_ready_member_is_not_probed(make_pool: Any, servers: list[Server]) -> None:
+    servers[0].up = True
+    pool = make_pool(1)
+    assert wait_for(lambda: pool.stats().ready == 1)
+    gets = servers[0].gets
+    time.sleep(0.3)  # 15 probe intervals
+    assert servers[0].gets == gets
+
+
+def test_on_a_modern_engine_docker_decides(make_pool: Any, docker: FakeDocker,
+                                           servers: list[Server]) -> None:  # fmt: skip
+    servers[0].up = True
+    pool = make_pool(1, version=(1, 44))
+    time.sleep(0.3)
+    assert pool.stats().ready == 0 and servers[0].gets == 0  # no probe of ours
+    (member,) = [c for c in docker.containers.values() if c.name.startswith("dockpool-fake-")
+                 and c.labels.get("dockpool.role") == "member"]  # fmt: skip
+    docker.set_health(member.id, "healthy")
+    assert wait_for(lambda: pool.stats().ready == 1)
+
+
+def test_a_member_whose_server_stopped_answering_is_not_handed_out(
+    make_pool: Any, docker: FakeDocker, servers: list[Server]
+) -> None:
+    docker._ports = itertools.chain([servers[0].port], itertools.repeat(servers[1].port))
+    servers[0].up = servers[1].up = True
+    pool = make_pool(1)
+    assert wait_for(lambda: pool.stats().ready == 1)
+    (first,) = [c for c in docker.containers.values() if c.ports.get(8000) == servers[0].port]
+    servers[0].up = False  # still "running", health "starting": only the server knows
+    lease = pool.claim("session-1", timeout=10)
+    assert lease.ports[8000] == servers[1].port  # a cold start (or refill), never the silent one
+    assert wait_for(lambda: first.id not in docker.containers)  # discarded, not left renamed
+
+
+def test_probe_stops_when_the_member_dies(make_pool: Any, docker: FakeDocker,
+                                          servers: list[Server]) -> None:  # fmt: skip
+    pool = make_pool(1)
+    assert wait_for(lambda: servers[0].gets >= 1)
+    rt = pool._rt
+    (member,) = [mem for mem in rt.state.table if mem.state is State.WARMING]
+    assert member.container_id is not None
+    docker.kill(member.container_id, 1)
+    assert wait_for(lambda: not any(
+        t.name.startswith("dockpool-fake-probe-" + member.key[:12]) for t in threading.enumerate()
+    ))  # fmt: skip
