@@ -11,11 +11,12 @@ pool of N members is started and measured:
   members' shims with their reaped children (runc and the exec'd health-check processes), and
   the members' cgroups (their servers, and the probes again: the total is an upper bound).
 
-Profiles: "fast forever" is Docker's health check every 0.2 s (start_interval 0.1) for the
-member's whole life, dockpool's example config before readiness; "slow + ready probe" is a 30 s
-liveness check with start_interval 0.1 plus `[dockpool.readiness]` (Docker decides readiness
-on API >= 1.44, dockpool's probe on older engines). With --agent-server, the agent-server image
-too: its own 1 s HEALTHCHECK for life against what the OpenHands plugin now runs it with.
+Profiles: Docker's health check every 0.2 s (start_interval 0.1) for the member's whole life,
+dockpool's example config before readiness; a 30 s and a 120 s liveness check (start_interval
+0.1) plus `[dockpool.readiness]`, dockpool's warm-up probe (120 s is config.toml's); and, on
+engines that honour start_interval, the 120 s check with no probe (Docker alone decides). With
+--agent-server, the agent-server image too: its own 1 s HEALTHCHECK for life against what the
+OpenHands plugin now runs it with.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ from typing import Any
 from benchmarks._harness import IMAGE, BenchRun, cmdline, percentile, pids_named, proc_cpu
 from benchmarks.targets import agent_image
 from dockpool import ContainerPool, ContainerSpec, HealthCheck, Readiness, signals
+from dockpool._core.spec import START_INTERVAL_API
 
 ENGINES = {  # name -> (DOCKER_HOST, pid file), as scripts/engines.sh has them
     "default": ("unix:///var/run/docker.sock", "/var/run/docker.pid"),
     "modern": ("unix:///var/run/dockpool-docker28.sock", "/var/run/dockpool-docker28.pid"),
 }
 STUB_DELAY = 1.0  # seconds the stand-in takes to answer /ready: a sharp, logged moment
-LIVENESS = 30.0
+LIVENESS = 120.0  # config.toml's and the plugin's liveness interval
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def _stub(interval: float, probe: bool) -> Callable[[dict[str, str]], ContainerS
                 test=["CMD", "stub-check"],
                 interval=interval,
                 timeout=1.0,
-                retries=3,
+                retries=2,
                 start_period=30,
                 start_interval=0.1,
             ),
@@ -95,11 +97,21 @@ def _agent(image: str, plugin: bool) -> Callable[[dict[str, str]], ContainerSpec
     return make
 
 
-def profiles(agent_server: bool) -> list[Profile]:
+def profiles(agent_server: bool, api: tuple[int, int]) -> list[Profile]:
     out = [
         Profile("stub, check every 0.2 s for life", IMAGE, _stub(0.2, False), True, False),
-        Profile("stub, 30 s liveness + ready probe", IMAGE, _stub(LIVENESS, True), True, True),
+        Profile("stub, 30 s liveness + ready probe", IMAGE, _stub(30.0, True), True, True),
+        Profile(
+            f"stub, {LIVENESS:.0f} s liveness + ready probe",
+            IMAGE,
+            _stub(LIVENESS, True),
+            True,
+            True,
+        ),
     ]
+    if api >= START_INTERVAL_API:  # on older engines this one waits one full interval
+        out.append(Profile(f"stub, {LIVENESS:.0f} s check, start_interval 0.1, no probe", IMAGE,
+                           _stub(LIVENESS, False), True, True))  # fmt: skip
     if agent_server:
         image = agent_image()
         out += [
@@ -269,10 +281,12 @@ def main(engines: list[str], size: int, idle: float, agent_server: bool, out: st
             failed.append(f"{engine}: no engine answers on {host} ({exc})")
             continue
         with run:
-            version = f"{run.engine_info()['engine']}, API {run.engine_info()['api']}"
+            info = run.engine_info()
+            version = f"{info['engine']}, API {info['api']}"
+            major, minor = str(info["api"]).split(".")[:2]
             sys.stderr.write(f"[{engine}] {version}: engine alone for 15 s\n")
-            baseline = engine_idle_rate(pidfile, 15.0)
-            for profile in profiles(agent_server):
+            baseline = engine_idle_rate(pidfile, min(15.0, idle))
+            for profile in profiles(agent_server, (int(major), int(minor))):
                 try:
                     run.client.api.inspect_image(profile.image)
                 except Exception:

@@ -39,9 +39,9 @@ def test_example_config_parses() -> None:
     assert cfg.spec.ports == (8000,)
     assert cfg.spec.healthcheck == HealthCheck(
         test=["CMD", "stub-check"],
-        interval=30,
+        interval=120,
         timeout=1.0,
-        retries=3,
+        retries=2,
         start_period=30,
         start_interval=0.1,
     )

@@ -106,9 +106,9 @@ def test_image_healthcheck_is_kept_but_slow_once_warm() -> None:
     assert health is not None
     assert health.test == ("CMD", "/usr/local/bin/agent-server-ready")
     # its test, timeout, start period and retries as the image has them; its 1 s interval
-    # stretched to 30 s (liveness), fast probes only during warm-up where the engine can
+    # stretched to 120 s (liveness), fast probes only during warm-up where the engine can
     assert (health.interval, health.timeout, health.start_period, health.retries) == (
-        30.0,
+        120.0,
         3.0,
         120.0,
         3,

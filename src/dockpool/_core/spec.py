@@ -103,8 +103,7 @@ class Readiness:
     and once more at claim time, so a member whose server stopped answering is not handed out.
     With it, Docker's health check (if any) only has to notice a member that dies later, so its
     `interval` can be long (30 s): readiness no longer pays a fast probe for a member's whole
-    life. On an engine with API >= 1.44 and a health check with `start_interval`, Docker's fast
-    warm-up probes decide readiness instead (see `readiness_mode`).
+    life. Docker's "healthy" also makes a warming member ready, if it comes first.
     """
 
     port: int
@@ -187,21 +186,18 @@ class ContainerSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def readiness_mode(spec: ContainerSpec, api_version: tuple[int, int]) -> str:
-    """How a member of `spec` is known to be ready on an engine of `api_version`:
+def readiness_mode(spec: ContainerSpec) -> str:
+    """How a member of `spec` is known to be ready:
 
-    "health": Docker reports it healthy (its health check's `start_interval` probes fast during
-    warm-up on API >= 1.44, then every `interval`); "probe": dockpool's `readiness` probe
-    answered (an older engine, or no `start_interval`: Docker's check stays slow and only
-    watches liveness); "running": no check at all, ready once started.
+    "probe": dockpool's `readiness` probe answered, or Docker reported it healthy, whichever
+    comes first (on every engine: measured, the probe notices a server within tens of ms of
+    it answering, where Docker's fastest warm-up, `start_interval` on API >= 1.44, takes one
+    exec per probe and 0.1-0.2 s; and engines before API 1.44 have no fast warm-up at all);
+    "health": Docker reports it healthy (no `readiness`); "running": no check at all.
     """
-    hc = spec.healthcheck
-    fast_warmup = (
-        hc is not None and hc.start_interval is not None and api_version >= START_INTERVAL_API
-    )
-    if spec.readiness is not None and not fast_warmup:
+    if spec.readiness is not None:
         return "probe"
-    return "health" if hc is not None else "running"
+    return "health" if spec.healthcheck is not None else "running"
 
 
 def _jsonable(value: object) -> object:

@@ -1,5 +1,4 @@
-"""Readiness by dockpool's own probe: for members whose spec has `readiness` on an engine where
-Docker's health check cannot warm up fast (API < 1.44, or no `start_interval`).
+"""Readiness by dockpool's own probe, for members whose spec has `readiness` (on every engine).
 
 The machine asks for it (`Probe`) when a member enters WARMING; a short-lived thread then reads
 the member's published port once (inspect) and GETs the readiness path every `interval` until

@@ -36,7 +36,7 @@ def apply_config(rt: Runtime, new: PoolConfig) -> tuple[ConfigChange, PoolConfig
     recipe = None
     if change.spec:
         image_id = rt.api.resolve_image(new.spec.image)
-        recipe = Recipe.of(new.spec, image_id, rt.api.api_version)
+        recipe = Recipe.of(new.spec, image_id)
     for key in change.restart:
         logger.warning(
             "{}: {} changed from {!r} to {!r}: this needs a restart; not applied",

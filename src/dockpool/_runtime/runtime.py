@@ -57,7 +57,7 @@ class Runtime:
         image_id: str,
     ) -> Runtime:
         state = PoolState(config, clock)
-        state.use(Recipe.of(config.spec, image_id, api.api_version))
+        state.use(Recipe.of(config.spec, image_id))
 
         def image() -> tuple[str, dict[str, str]]:  # what bookkeeping containers are made of:
             return state.recipe.image_id, dict(state.recipe.spec.labels)  # the spec's image, labels

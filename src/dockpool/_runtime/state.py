@@ -57,11 +57,11 @@ class Recipe:
     spec: ContainerSpec
     image_id: str
     fingerprint: str
-    probed: bool = False  # readiness by dockpool's probe on this engine (spec.readiness_mode)
+    probed: bool = False  # readiness by dockpool's own probe (spec.readiness_mode)
 
     @classmethod
-    def of(cls, spec: ContainerSpec, image_id: str, api_version: tuple[int, int]) -> Recipe:
-        probed = readiness_mode(spec, api_version) == "probe"
+    def of(cls, spec: ContainerSpec, image_id: str) -> Recipe:
+        probed = readiness_mode(spec) == "probe"
         return cls(spec, image_id, spec.fingerprint(image_id), probed)
 
 

@@ -2,8 +2,8 @@
 
 Readiness: dockpool's own HTTP probe of the server's readiness path (the agent server's
 `/ready`, the V0 action-execution server's `/alive`), from the host during warm-up only, and
-once more at claim time (`dockpool.Readiness`). On an engine with API >= 1.44 Docker's health
-check decides instead, probing every `start_interval` during warm-up.
+once more at claim time (`dockpool.Readiness`); Docker's "healthy" counts too if it comes
+first (on API >= 1.44 its `start_interval` probes fast during warm-up).
 
 Liveness: Docker's health check, the image's own HEALTHCHECK if it has one (the stock images
 set none; ours probes every 1 s), else an HTTP check of the same path; either way stretched to
@@ -27,7 +27,7 @@ _DEFAULT_INTERVAL = 30.0
 _DEFAULT_TIMEOUT = 30.0
 _DEFAULT_RETRIES = 3
 #: Seconds between liveness probes of a warm member (the image's own interval if longer).
-LIVENESS_INTERVAL = 30.0
+LIVENESS_INTERVAL = 120.0
 #: Seconds between Docker's warm-up probes on engines that honour `start_interval`.
 WARMUP_INTERVAL = 0.1
 
