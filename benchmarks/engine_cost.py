@@ -21,19 +21,19 @@ OpenHands plugin now runs it with.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import IMAGE, BenchRun, cmdline, percentile, pids_named, proc_cpu
+from benchmarks._cpu import cpu, engine_idle_rate, engine_pids, shims
+from benchmarks._harness import IMAGE, BenchRun, percentile
 from benchmarks.targets import agent_image
 from dockpool import ContainerPool, ContainerSpec, HealthCheck, Readiness, signals
 from dockpool._core.spec import START_INTERVAL_API
@@ -129,63 +129,6 @@ def profiles(agent_server: bool, api: tuple[int, int]) -> list[Profile]:
     return out
 
 
-# -- CPU accounting ------------------------------------------------------------------------------
-
-
-def _engine_pids(pidfile: str) -> dict[str, list[int]]:
-    try:
-        dockerd = int(Path(pidfile).read_text().strip())
-    except (OSError, ValueError):
-        return {"dockerd": [], "containerd": []}
-    kids = [p for p in pids_named("containerd") if _ppid(p) == dockerd]
-    return {"dockerd": [dockerd], "containerd": kids}
-
-
-def _ppid(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return -1
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def _shims(ids: list[str]) -> list[int]:
-    return [p for p in pids_named("containerd-shim", prefix=True)
-            if any(f"-id {cid}" in cmdline(p) for cid in ids)]  # fmt: skip
-
-
-def _cgroup_cpu(cid: str) -> float:
-    """CPU seconds used so far by everything in the container's cgroup (v1 or v2)."""
-    for path in (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",
-                 f"/sys/fs/cgroup/cpu,cpuacct/docker/{cid}/cpuacct.usage"):  # fmt: skip
-        with contextlib.suppress(OSError, ValueError):
-            return int(Path(path).read_text()) / 1e9
-    for path in (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat",
-                 f"/sys/fs/cgroup/docker/{cid}/cpu.stat"):  # fmt: skip
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(path).read_text().splitlines():
-                if line.startswith("usage_usec"):
-                    return int(line.split()[1]) / 1e6
-    return float("nan")
-
-
-def _cpu(engine: dict[str, list[int]], shims: list[int], ids: list[str]) -> dict[str, float]:
-    out = {group: sum(proc_cpu(p)[0] for p in pids) for group, pids in engine.items()}
-    out["shims + reaped children"] = sum(sum(proc_cpu(p)) for p in shims)
-    out["members' cgroups"] = sum(_cgroup_cpu(cid) for cid in ids)
-    return out
-
-
-def engine_idle_rate(pidfile: str, seconds: float) -> float:
-    """CPU seconds per minute of the engine's dockerd + containerd with no pool of ours."""
-    pids = _engine_pids(pidfile)
-    before = _cpu(pids, [], [])
-    time.sleep(seconds)
-    after = _cpu(pids, [], [])
-    used = (after["dockerd"] - before["dockerd"]) + (after["containerd"] - before["containerd"])
-    return 60 * used / seconds
-
-
 # -- one measurement ------------------------------------------------------------------------------
 
 
@@ -234,10 +177,10 @@ def measure(run: BenchRun, engine: str, profile: Profile, size: int, idle: float
                     lags.append(at - logged)
         time.sleep(2.0)  # the last health events settle
         ids = list(ready_at)
-        engine_pids, shims = _engine_pids(pidfile), _shims(ids)
-        c0, w0 = _cpu(engine_pids, shims, ids), time.monotonic()
+        pids, shim_pids = engine_pids(pidfile), shims(ids)
+        c0, w0 = cpu(pids, shim_pids, ids), time.monotonic()
         time.sleep(idle)
-        c1, span = _cpu(engine_pids, shims, ids), time.monotonic() - w0
+        c1, span = cpu(pids, shim_pids, ids), time.monotonic() - w0
         stats = pool.stats()
     finally:
         signals.member_ready.disconnect(on_ready, sender=pool)
@@ -268,6 +211,26 @@ HEADER = (
 )
 
 
+def _has_image(run: BenchRun, image: str, host: str) -> bool:
+    """True if the engine has `image`, copied from the default engine if only that one has it
+    (`docker save | docker load`: no registry here)."""
+    try:
+        run.client.api.inspect_image(image)
+        return True
+    except Exception:
+        pass
+    default = ENGINES["default"][0]
+    if host == default:
+        return False
+    sys.stderr.write(f"copying {image} from the default engine to {host}\n")
+    env = {**os.environ, "DOCKER_HOST": default}
+    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, env=env)
+    load = subprocess.run(["docker", "load", "-q"], stdin=save.stdout, env={**env, "DOCKER_HOST": host},
+                          capture_output=True, check=False)  # fmt: skip
+    save.wait()
+    return save.returncode == 0 and load.returncode == 0
+
+
 def main(engines: list[str], size: int, idle: float, agent_server: bool, out: str) -> int:
     """Every profile on every engine; the table on stdout, every figure in `out` (JSON)."""
 
@@ -284,12 +247,11 @@ def main(engines: list[str], size: int, idle: float, agent_server: bool, out: st
             info = run.engine_info()
             version = f"{info['engine']}, API {info['api']}"
             major, minor = str(info["api"]).split(".")[:2]
-            sys.stderr.write(f"[{engine}] {version}: engine alone for 15 s\n")
-            baseline = engine_idle_rate(pidfile, min(15.0, idle))
+            alone = min(15.0, idle)
+            sys.stderr.write(f"[{engine}] {version}: engine alone for {alone:.0f} s\n")
+            baseline = engine_idle_rate(pidfile, alone)
             for profile in profiles(agent_server, (int(major), int(minor))):
-                try:
-                    run.client.api.inspect_image(profile.image)
-                except Exception:
+                if not _has_image(run, profile.image, host):
                     failed.append(f"{engine}: image {profile.image} missing; {profile.key} skipped")
                     continue
                 window = 2 * idle if profile.slow else idle / 2
