@@ -157,3 +157,25 @@ def test_probe_stops_when_the_member_dies(make_pool: Any, docker: FakeDocker,
     assert wait_for(lambda: not any(
         t.name.startswith("dockpool-fake-probe-" + member.key[:12]) for t in threading.enumerate()
     ))  # fmt: skip
+
+
+def test_a_probed_member_is_claimed_with_no_inspect(
+    make_pool: Any, docker: FakeDocker, servers: list[Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim's check is one GET to the server, through the ports the probe read."""
+    servers[0].up = servers[1].up = True
+    pool = make_pool(1)
+    assert wait_for(lambda: pool.stats().ready == 1)
+    inspected: list[str] = []
+    real = docker.inspect
+
+    def inspect(container: str) -> Any:
+        inspected.append(container)
+        return real(container)
+
+    monkeypatch.setattr(docker, "inspect", inspect)
+    gets = servers[0].gets
+    lease = pool.claim("session-1", timeout=10)
+    assert lease.ports[8000] == servers[0].port and lease.from_pool
+    assert lease.container_id not in inspected  # (the refill's new member is inspected)
+    assert "session-1" not in inspected and servers[0].gets == gets + 1

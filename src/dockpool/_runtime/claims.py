@@ -72,10 +72,10 @@ def _claim_member(
         return m.ClaimFailed("not claimable"), {}
     claiming = ex.state.table.get(member.key) or member
     try:
-        outcome, view = ex.rename(claiming, session, cancel, hand)
+        outcome, ports = ex.rename(claiming, session, cancel, hand)
     except NameConflictError as exc:
         raise NameInUseError(f"claim {session!r}: the name is already in use") from exc
-    return outcome, dict(view.ports) if view is not None else {}
+    return outcome, dict(ports)
 
 
 def claim_from_pool(

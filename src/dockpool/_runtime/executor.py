@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from loguru import logger
@@ -267,10 +267,13 @@ class Executor:
         session_name: str,
         cancel: threading.Event | None,
         hand: Hand | None = None,
-    ) -> tuple[m.Event, ContainerView | None]:
-        """Carry out a claim's Rename: lock, rename by member name, read back, unlock.
+    ) -> tuple[m.Event, Mapping[int, int]]:
+        """Carry out a claim's Rename: lock, rename by member name, check, unlock.
 
-        Returns the machine event it ended with and, on success, the container's view. Raises
+        The check: for a member of a spec with `readiness` whose published ports the warm-up
+        probe read, one GET to its server (it answers, so it runs); otherwise one inspect
+        (running, not unhealthy, its ports), then that GET if the spec has `readiness`.
+        Returns the machine event it ended with and the member's published ports. Raises
         NameConflictError if the session name is taken (after putting the member back).
         """
         assert member.container_id is not None
@@ -279,32 +282,22 @@ class Executor:
             try:
                 hand = self.locks.acquire(member.name)
             except DockerError as exc:
-                return m.ClaimFailed(str(exc)), None
+                return m.ClaimFailed(str(exc)), {}
             if hand is None:
-                return m.ClaimFailed("locked by another process"), None
+                return m.ClaimFailed("locked by another process"), {}
         try:
             if cancel is not None and cancel.is_set():
-                return m.ClaimFailed("cancelled"), None
+                return m.ClaimFailed("cancelled"), {}
             try:
                 self.api.rename(member.name, session_name)
             except NameConflictError:
                 self.apply(member.key, m.ClaimFailed("session name in use"))
                 raise
             except ContainerNotFoundError:
-                return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True), None
+                return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True), {}
             except DockerError as exc:
-                return m.ClaimFailed(str(exc)), None
-            try:
-                view = self.api.inspect(member.container_id)
-            except ContainerNotFoundError:
-                return m.ClaimSucceeded(alive=False), None
-            except DockerError:  # renamed: it is the session's; the read-back is best effort
-                return m.ClaimSucceeded(alive=True), None
-            # Docker's verdict, then the server's own answer (a probed member's health check
-            # is slow: it may still say "starting", and may not have noticed a stuck server)
-            healthy = view.health == "healthy" or not member.needs_health or member.probed
-            alive = view.running and healthy and view.health != "unhealthy"
-            return m.ClaimSucceeded(alive=alive and self.prober.serves(member, view.ports)), view
+                return m.ClaimFailed(str(exc)), {}
+            return self.prober.check(member)
         finally:
             if own and hand is not None:
                 self.removes.submit(functools.partial(self.locks.release, hand))

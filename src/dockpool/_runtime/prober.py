@@ -1,4 +1,5 @@
-"""Readiness by dockpool's own probe, for members whose spec has `readiness` (on every engine).
+"""Readiness by dockpool's own probe, for members whose spec has `readiness` (on every engine),
+and the claim's check of a member it renamed.
 
 The machine asks for it (`Probe`) when a member enters WARMING; a short-lived thread then reads
 the member's published port once (inspect) and GETs the readiness path every `interval` until
@@ -43,6 +44,9 @@ class Prober:
         self._stop = threading.Event()
         self._threads: set[threading.Thread] = set()
         self._guard = threading.Lock()
+        #: published ports the warm-up probe read, by member and container (they are fixed
+        #: for a container's life): the claim's check needs no inspect for these members
+        self._ports: dict[tuple[m.MemberKey, m.ContainerId], Mapping[int, int]] = {}
 
     def _spec(self, member: m.Member) -> ContainerSpec | None:
         recipe = self.state.recipes.get(member.fingerprint)
@@ -53,6 +57,7 @@ class Prober:
         spec = self._spec(member)
         if spec is None or spec.readiness is None or member.container_id is None:
             return
+        self._prune()
         name = f"dockpool-{self.state.name}-probe-{member.key[:12]}"
         thread = threading.Thread(target=self._run, args=(member, spec), name=name, daemon=True)
         with self._guard:
@@ -78,24 +83,64 @@ class Prober:
             while self._warming(member):
                 if port is None:
                     try:
-                        port = self.api.inspect(member.container_id).ports.get(readiness.port)
+                        ports = self.api.inspect(member.container_id).ports
                     except ContainerNotFoundError:
                         return  # its destroy event tells the machine
                     except DockerError as exc:
                         logger.debug("probing {}: {}", member.name, exc)
                         self._stop.wait(_INSPECT_RETRY)
                         continue
+                    port = ports.get(readiness.port)
                     if port is None:
                         logger.warning("probing {}: port {} is not published; Docker's health "
                                        "check decides", member.name, readiness.port)  # fmt: skip
                         return
                 if self.answers(spec.port_host_ip, port, readiness.path, readiness.timeout):
+                    with self._guard:
+                        self._ports[(member.key, member.container_id)] = dict(ports)
                     self.apply(member.key, m.Answered())
                     return
                 self._stop.wait(readiness.interval)
         finally:
             with self._guard:
                 self._threads.discard(threading.current_thread())
+
+    def ports_of(self, member: m.Member) -> Mapping[int, int] | None:
+        """The published ports the warm-up probe read for `member` (None: not probed here)."""
+        if member.container_id is None:
+            return None
+        with self._guard:
+            return self._ports.pop((member.key, member.container_id), None)
+
+    def _prune(self) -> None:
+        """Forget the ports of members that left the table without a claim."""
+        with self._guard:
+            for key, cid in list(self._ports):
+                now = self.state.table.get(key)
+                if now is None or now.container_id != cid:
+                    del self._ports[(key, cid)]
+
+    def check(self, member: m.Member) -> tuple[m.Event, Mapping[int, int]]:
+        """The claim's check of a member it just renamed: alive and serving?
+
+        A member whose ports the warm-up probe read: one GET to its server (it answers, so it
+        runs). Otherwise one inspect (running, not unhealthy, its ports), then that GET if the
+        spec has `readiness`: a probed member's health check is slow (it may still say
+        "starting", and may not have noticed a stuck server yet).
+        """
+        assert member.container_id is not None
+        known = self.ports_of(member)
+        if known is not None:
+            return m.ClaimSucceeded(alive=self.serves(member, known)), known
+        try:
+            view = self.api.inspect(member.container_id)
+        except ContainerNotFoundError:
+            return m.ClaimSucceeded(alive=False), {}
+        except DockerError:  # renamed: it is the session's; the read-back is best effort
+            return m.ClaimSucceeded(alive=True), {}
+        healthy = view.health == "healthy" or not member.needs_health or member.probed
+        alive = view.running and healthy and view.health != "unhealthy"
+        return m.ClaimSucceeded(alive=alive and self.serves(member, view.ports)), view.ports
 
     def serves(self, member: m.Member, ports: Mapping[int, int]) -> bool:
         """The claim's check: True unless the member's spec has a readiness probe and its
