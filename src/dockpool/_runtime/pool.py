@@ -200,13 +200,14 @@ class ContainerPool:
         rt = self._running()
         check_name(session)
         started = time.perf_counter()
-        lease = claim_from_pool(rt.executor, session, started, cancel)
-        if lease is not None:
-            return lease
-        if cancel is not None and cancel.is_set():  # no cold start for a caller that left
-            raise ClaimError(f"claim {session!r}: cancelled")
-        wait = rt.state.config.ready_timeout if timeout is None else timeout
-        return cold_start(rt.executor, session, started, wait, cancel)
+        with rt.state.claiming():  # refill creates wait for it (bounded): claims first
+            lease = claim_from_pool(rt.executor, session, started, cancel)
+            if lease is not None:
+                return lease
+            if cancel is not None and cancel.is_set():  # no cold start for a caller that left
+                raise ClaimError(f"claim {session!r}: cancelled")
+            wait = rt.state.config.ready_timeout if timeout is None else timeout
+            return cold_start(rt.executor, session, started, wait, cancel)
 
     def try_claim(self, session_name: str) -> Lease | None:
         """Like `claim`, but only from the pool: None (and nothing created) when none is ready.

@@ -9,10 +9,11 @@ is what they share, and nothing here acts. Who may change what:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 
@@ -26,6 +27,9 @@ from dockpool._core.spec import (
     readiness_mode,
 )
 from dockpool._runtime.members import MemberTable
+
+#: Seconds a refill create waits at most for this process's claims in flight to end.
+REFILL_YIELD = 2.0
 
 
 class Lifecycle(enum.Enum):
@@ -82,6 +86,10 @@ class PoolState:
         #: an early resync is due at this clock time (inf: none): after a create whose answer
         #: was lost, or a remove that found the member's lock held elsewhere
         self.resync_due = float("inf")
+        #: claims (and their cold starts) running in this process: refill creates wait for
+        #: them to end, at most `refill_yield` seconds (claims before upkeep, no starvation)
+        self.claims_in_flight = 0
+        self.refill_yield = REFILL_YIELD
 
     @property
     def name(self) -> str:
@@ -122,6 +130,28 @@ class PoolState:
         """Ask for a resync within `delay` seconds (the reconciler is woken by the caller)."""
         with self.lock:
             self.resync_due = min(self.resync_due, self.clock() + delay)
+
+    @contextlib.contextmanager
+    def claiming(self) -> Iterator[None]:
+        """Count a claim in flight for its duration (see `claims_in_flight`)."""
+        with self.lock:
+            self.claims_in_flight += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.claims_in_flight -= 1
+                self.changed.notify_all()
+
+    def yield_to_claims(self) -> float:
+        """Wait (at most `refill_yield` s) until no claim of this process is in flight;
+        the seconds waited."""
+        t0 = time.monotonic()
+        with self.lock:
+            self.changed.wait_for(
+                lambda: self.claims_in_flight == 0 or self.closing, timeout=self.refill_yield
+            )
+        return time.monotonic() - t0
 
     def notify(self) -> None:
         with self.lock:

@@ -1,0 +1,85 @@
+"""Claims before upkeep: refill creates wait while this process has claims in flight, for a
+bounded time (so a burst is served first, and the refill always runs after it)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dockpool import ContainerPool, ContainerSpec, HealthCheck
+from dockpool._runtime.backoff import Backoff
+from tests.fakes import FakeDocker, FakeEventSource, wait_for
+
+SPEC = ContainerSpec(
+    image="img:1", ports=[8000], healthcheck=HealthCheck(test=["CMD", "true"], interval=30)
+)
+
+
+class Timeline:
+    """When each create call and each session rename happened (time.monotonic)."""
+
+    def __init__(self, docker: FakeDocker, slow: dict[str, float]) -> None:
+        self.creates: list[float] = []
+        self.renamed: dict[str, float] = {}
+        real_create, real_rename = docker.create, docker.rename
+
+        def create(*args: Any, **kwargs: Any) -> Any:
+            self.creates.append(time.monotonic())
+            return real_create(*args, **kwargs)
+
+        def rename(container: str, new_name: str) -> None:
+            time.sleep(slow.get(new_name, 0.0))  # a slow claim, mid-flight
+            real_rename(container, new_name)
+            self.renamed[new_name] = time.monotonic()
+
+        docker.create = create  # type: ignore[method-assign]
+        docker.rename = rename  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def docker() -> FakeDocker:
+    return FakeDocker(FakeEventSource())
+
+
+@pytest.fixture
+def pool(docker: FakeDocker) -> Iterator[ContainerPool]:
+    p = ContainerPool(SPEC, size=2, name="fake", adapter=docker, event_source=docker.events,
+                      backoff=Backoff(base=0.01, cap=0.05))  # fmt: skip
+    p.start()
+    p.wait_until_full(timeout=5)
+    yield p
+    p.close(timeout=5)
+
+
+def _claims(pool: ContainerPool, slow_one: str, fast_one: str) -> None:
+    slow = threading.Thread(target=pool.claim, args=(slow_one,), kwargs={"timeout": 10})
+    slow.start()
+    assert wait_for(lambda: pool.stats().claiming == 1)  # the slow claim holds its member
+    pool.claim(fast_one, timeout=10)  # the other member: its refill is due now
+    slow.join(10)
+
+
+def test_the_refill_waits_for_the_claims_in_flight(pool: ContainerPool,
+                                                   docker: FakeDocker) -> None:  # fmt: skip
+    timeline = Timeline(docker, {"slow": 0.6})
+    before = len(timeline.creates)
+    _claims(pool, "slow", "fast")
+    assert wait_for(lambda: pool.stats().ready == 2)
+    refills = timeline.creates[before:]
+    assert len(refills) == 2
+    assert min(refills) >= timeline.renamed["slow"]  # not while the slow claim was in flight
+    assert timeline.renamed["fast"] < timeline.renamed["slow"]
+
+
+def test_the_refill_is_never_starved(pool: ContainerPool, docker: FakeDocker) -> None:
+    pool._rt.state.refill_yield = 0.2  # type: ignore[union-attr]
+    timeline = Timeline(docker, {"slow": 1.5})
+    before = len(timeline.creates)
+    _claims(pool, "slow", "fast")
+    first = timeline.creates[before]
+    assert first < timeline.renamed["slow"]  # the refill went ahead after 0.2 s
+    assert first - timeline.renamed["fast"] < 1.0
