@@ -28,7 +28,7 @@ _DOCKPOOL_KEYS = {
     "name", "image", "command", "entrypoint", "ports", "environment", "labels", "volumes",
     "working_dir", "init", "extra_hosts", "mem_limit", "cpus", "user", "network",
     "port_host_ip", "random_env", "healthcheck", "readiness", "max_containers",
-    "create_concurrency",
+    "create_concurrency", "max_pool_size",
     "max_age", "ready_timeout", "resync_interval",
 }  # fmt: skip
 
@@ -45,6 +45,8 @@ class PoolConfig:
     max_age: float = 0.0
     ready_timeout: float = 120.0
     resync_interval: float = 60.0
+    #: self-sizing: the target follows the claim rate up to this (None: the size is fixed)
+    max_pool_size: int | None = None
     path: Path | None = attrs.field(default=None, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -94,6 +96,10 @@ def _check_limits(cfg: PoolConfig) -> list[str]:
     for key in ("max_age", "ready_timeout", "resync_interval"):
         if getattr(cfg, key) < 0:
             problems.append(f"{key} must be >= 0, got {getattr(cfg, key)}")
+    if cfg.max_pool_size is not None and cfg.max_pool_size < cfg.size:
+        problems.append(
+            f"max_pool_size ({cfg.max_pool_size}) must be >= container_pool_size ({cfg.size})"
+        )
     return problems
 
 
@@ -185,8 +191,19 @@ class _Reader:
             resync_interval=float(
                 self.checked(pool, "resync_interval", "number", 60, _at_least(0))
             ),
+            max_pool_size=self.max_pool_size(pool, size),
             path=self.path,
         )
+
+    def max_pool_size(self, pool: Mapping[str, Any], size: int) -> int | None:
+        if "max_pool_size" not in pool:
+            return None
+        value: int = self.checked(pool, "max_pool_size", "int", None, _at_least(1))
+        if value < size:
+            raise self.fail(
+                "dockpool", "max_pool_size", f"must be >= container_pool_size ({size}), got {value}"
+            )
+        return value
 
     def checked(self, data: Mapping[str, Any], key: str, kind: str, default: Any, rule: Any) -> Any:
         value = self.get("dockpool", data, key, kind, default)
@@ -289,6 +306,7 @@ def _at_least(low: float) -> Any:
 #: Settings applied to a running pool at once.
 LIVE_KEYS = (
     "size", "max_containers", "create_concurrency", "max_age", "ready_timeout", "resync_interval",
+    "max_pool_size",
 )  # fmt: skip
 #: Settings that need a restart: the pool's name is its identity on the engine (labels, names).
 RESTART_KEYS = ("name",)

@@ -22,7 +22,7 @@ from dockpool import signals
 from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
 from dockpool._core.errors import ContainerNotFoundError, DockerError, NameConflictError
-from dockpool._core.spec import NAME_PREFIX, SPEC_LABEL
+from dockpool._core.spec import NAME_PREFIX, ORIGIN_LABEL, SPEC_LABEL
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.capacity import Capacity
 from dockpool._runtime.locks import Hand, Locks
@@ -58,6 +58,8 @@ class Executor:
         self.sender: Any = self  # the object signals are sent from (the public pool)
         self.wake: Callable[[], None] = lambda: None  # nudges the reconciler (back-off timer)
         self.refill: Callable[[], None] = lambda: None  # upkeep's top-up
+        self.claim_seen: Callable[[bool], None] = lambda hit: None  # self-sizing: a claim
+        self.warmed: Callable[[float], None] = lambda seconds: None  # ...and a warm-up time
         name = state.name
         self.creates = Workers(state.config.create_concurrency, f"dockpool-{name}-create")
         self.removes = Workers(2, f"dockpool-{name}-remove")
@@ -77,6 +79,8 @@ class Executor:
             state.table.store(new, state.clock())
             state.changed.notify_all()
             self._count(effects)
+        if isinstance(event, m.Renamed) and member.state is m.State.READY:
+            self.claim_seen(True)  # claimed by another process of the pool (or by hand)
         return self.run(new, effects, **payload)
 
     def admit(self, member: m.Member, effects: m.Effects) -> m.Effects:
@@ -112,6 +116,8 @@ class Executor:
                 current=state.fingerprint,
                 now=state.clock(),
             )
+        if view.labels.get(ORIGIN_LABEL) == "cold":
+            self.claim_seen(False)  # another process's cold start: a miss there
         self.admit(member, effects)
         return True
 
@@ -162,6 +168,8 @@ class Executor:
     def _notify(self, member: m.Member, effect: m.Notify, payload: dict[str, Any]) -> None:
         logger.debug("{} {}: {} {}", member.name, member.state.value, effect.signal, effect.reason)
         if effect.signal == "member_ready":
+            if effect.reason in ("", "answered") and member.reserved_for is None:
+                self.warmed(self.state.clock() - member.born)
             with self.state.lock:
                 self.backoff.succeed()
                 recovered, self.degraded = self.degraded, False

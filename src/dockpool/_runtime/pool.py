@@ -66,6 +66,7 @@ class ContainerPool:
         max_age: float = 0.0,
         ready_timeout: float = 120.0,
         resync_interval: float = 60.0,
+        max_pool_size: int | None = None,
         docker_url: str | None = None,
         adapter: EngineApi | None = None,
         event_source: EventSource | None = None,
@@ -81,6 +82,7 @@ class ContainerPool:
             max_age=max_age,
             ready_timeout=ready_timeout,
             resync_interval=resync_interval,
+            max_pool_size=max_pool_size,
         )
         self._docker_url = docker_url
         self._adapter = adapter
@@ -108,9 +110,10 @@ class ContainerPool:
 
     @property
     def config(self) -> PoolConfig:
-        """The configuration in force (its size follows `resize`)."""
+        """The configuration in force: its size is the floor (config or `resize`); with
+        `max_pool_size` the target above it is `stats().size`."""
         rt = self._rt
-        return rt.state.config.with_size(rt.state.target) if rt else self._config
+        return rt.state.config.with_size(rt.autosize.floor) if rt else self._config
 
     @property
     def fingerprint(self) -> str:
@@ -202,12 +205,13 @@ class ContainerPool:
         started = time.perf_counter()
         with rt.state.claiming():  # refill creates wait for it (bounded): claims first
             lease = claim_from_pool(rt.executor, session, started, cancel)
-            if lease is not None:
-                return lease
-            if cancel is not None and cancel.is_set():  # no cold start for a caller that left
-                raise ClaimError(f"claim {session!r}: cancelled")
-            wait = rt.state.config.ready_timeout if timeout is None else timeout
-            return cold_start(rt.executor, session, started, wait, cancel)
+            if lease is None:
+                if cancel is not None and cancel.is_set():  # no cold start for one that left
+                    raise ClaimError(f"claim {session!r}: cancelled")
+                wait = rt.state.config.ready_timeout if timeout is None else timeout
+                lease = cold_start(rt.executor, session, started, wait, cancel)
+        rt.autosize.claimed(hit=lease.from_pool)
+        return lease
 
     def try_claim(self, session_name: str) -> Lease | None:
         """Like `claim`, but only from the pool: None (and nothing created) when none is ready.
@@ -249,14 +253,7 @@ class ContainerPool:
         """Change the target size: growing creates members, shrinking retires the surplus."""
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ConfigError(f"pool size must be an integer >= 0, got {size!r}")
-        rt = self._running()
-        with rt.state.lock:
-            old, rt.state.target = rt.state.target, size
-        if old != size:
-            logger.info("pool {}: size {} -> {}", self.name, old, size)
-            signals.send("pool_resized", self, old=old, new=size)
-        rt.upkeep.shrink()
-        rt.upkeep.top_up()
+        self._running().autosize.set_floor(size)
 
     def apply_config(self, config: PoolConfig) -> ConfigChange:
         """Apply a new config to the running pool (see `dockpool._runtime.reload` for what
@@ -265,6 +262,8 @@ class ContainerPool:
         change, effective = apply_config(rt, config)
         if "size" in change.live:
             self.resize(effective.size)
+        if {"max_pool_size", "max_containers"} & set(change.live):
+            rt.autosize.refresh()
         return change
 
     def watch_config(self, path: str | Path) -> ConfigWatcher:

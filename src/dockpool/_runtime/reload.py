@@ -29,7 +29,7 @@ def apply_config(rt: Runtime, new: PoolConfig) -> tuple[ConfigChange, PoolConfig
     """
     state = rt.state
     with state.lock:
-        old = state.config.with_size(state.target)
+        old = state.config.with_size(rt.autosize.floor)
     change = diff(old, new)
     if change.empty:
         return change, old

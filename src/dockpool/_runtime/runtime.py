@@ -22,6 +22,7 @@ from dockpool._core import machine as m
 from dockpool._core.config import PoolConfig
 from dockpool._core.errors import DockerError, PoolTimeoutError
 from dockpool._core.spec import POOL_LABEL, ROLE_LABEL, is_member_name
+from dockpool._runtime.autosize import AutoSize
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.lease import Lease, PoolStats
@@ -43,6 +44,7 @@ class Runtime:
     upkeep: Upkeep
     reconciler: Reconciler
     listener: Listener
+    autosize: AutoSize
     sweeping: bool = False  # the last process, closing: it removes what is left
 
     @classmethod
@@ -81,6 +83,9 @@ class Runtime:
         executor = Executor(state, api, locks, backoff, may_upkeep)
         upkeep = Upkeep(state, executor, may_upkeep)
         executor.refill = upkeep.top_up
+        autosize = AutoSize(state, upkeep, lambda: executor.sender)
+        upkeep.autosize = autosize
+        executor.claim_seen, executor.warmed = autosize.claimed, autosize.warmed
         reconciler = Reconciler(state, api, executor, upkeep, peers, locks)
         executor.wake = reconciler.wake
         listener = Listener(
@@ -90,7 +95,7 @@ class Runtime:
             on_lost=lambda reason, delay: None,
             name=f"dockpool-{config.name}-listener",
         )
-        rt = cls(state, api, locks, peers, executor, upkeep, reconciler, listener)
+        rt = cls(state, api, locks, peers, executor, upkeep, reconciler, listener, autosize)
         holder.append(rt)
         return rt
 

@@ -19,6 +19,7 @@ from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
 from dockpool._core.errors import DockerError
 from dockpool._core.spec import OWNER_LABEL, member_name, role_of
+from dockpool._runtime.autosize import AutoSize
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.state import PoolState
 
@@ -30,6 +31,7 @@ class Upkeep:
         self.state = state
         self.executor = executor
         self.active = active
+        self.autosize: AutoSize | None = None  # set by the runtime (it needs this object)
 
     def top_up(self) -> None:
         """Create the members the pool lacks (within the cap and the back-off)."""
@@ -73,7 +75,9 @@ class Upkeep:
         self.retire(surplus, "shrink")
 
     def timers(self) -> None:
-        """Max age, and members that were not ready in time."""
+        """Self-sizing's decay; max age, and members that were not ready in time."""
+        if self.autosize is not None:
+            self.autosize.tick()
         if not self.active():
             return
         state = self.state
@@ -88,6 +92,8 @@ class Upkeep:
         state = self.state
         with state.lock:
             deadlines = [state.table.next_expiry(state.config.max_age)]
+            if self.autosize is not None:
+                deadlines.append(self.autosize.next_deadline())
             if self.executor.backoff.remaining() > 0:
                 deadlines.append(self.executor.backoff.until)
             timeout = state.config.ready_timeout
