@@ -29,7 +29,9 @@ Pool signals:
 - `pool_degraded`    members keep failing before ready; `failures` (consecutive count),
                      `retry_in` (seconds of back-off before the next create), `reason`.
 - `pool_recovered`   a member became ready after the pool was degraded.
-- `pool_resized`     the target size changed; `old`, `new` (ints).
+- `pool_resized`     the target size changed; `old`, `new` (ints), `reason` ("resize": the
+                     config or `resize`; self-sizing: "cold fallback", "claim rate", "idle",
+                     "bounds").
 - `config_changed`   a new valid config was applied; `config`, `old` (`PoolConfig`s).
 - `config_rejected`  a config reload failed; `error` (a `ConfigError`); the old config stays.
 - `docker_event`     every container event of the pool's label, as received; `event`
