@@ -127,9 +127,14 @@ def test_cold_start_whose_create_response_is_lost_leaves_nothing_behind(
 def test_cancelled_aclaim_before_its_rename_returns_the_member(
     make_pool: Any, docker: FakeDocker
 ) -> None:
-    """A cancelled aclaim stops before renaming; the member goes back to the pool."""
+    """A cancelled aclaim stops before renaming; the member goes back to the pool. (On the
+    per-claim lock path: a process alone holds locks ahead, and its claim has no step before
+    the rename to stop at.)"""
     pool = make_pool(1)
+    pool._rt.ahead.enabled = False
+    pool._rt.ahead.set_alone(False)
     pool.wait_until_full(timeout=5)
+    assert wait_for(lambda: not pool._rt.locks.held())
     locked, go = threading.Event(), threading.Event()
 
     def pause_at_the_lock(old: str, new: str) -> None:

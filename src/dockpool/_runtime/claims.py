@@ -41,6 +41,10 @@ _DOCKER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 #: While a cold start waits for its member to be ready, it re-reads it this often (events can
 #: be lost; this wait is the only place dockpool looks twice).
 _COLD_RECHECK = 2.0
+#: A claim that found ready members locked by another process retries them for this long
+#: before it cold-starts (a process alone holds its members' locks ahead, and lets go of them
+#: as soon as it sees another process of the pool: see ahead.py).
+_LOCKED_WAIT = 0.5
 
 
 def check_name(name: str) -> None:
@@ -84,11 +88,21 @@ def claim_from_pool(
     """Hand over a ready member renamed to `session`; None when the pool has none."""
     state = ex.state
     tried: set[m.MemberKey] = set()
+    locked: set[m.MemberKey] = set()  # held by another process: may be let go in a moment
+    give_up = time.monotonic() + _LOCKED_WAIT
     while True:
         if cancel is not None and cancel.is_set():
             return None
         with state.lock:
-            member = state.table.pick_for_claim(state.fingerprint, frozenset(tried))
+            member = state.table.pick_for_claim(
+                state.fingerprint, frozenset(tried), prefer=ex.locks.held()
+            )
+        if member is None and locked and time.monotonic() < give_up:
+            with state.lock:  # a process that held locks ahead lets go when it sees us
+                state.changed.wait(0.02)
+            tried -= locked
+            locked.clear()
+            continue
         if member is None:
             return None
         tried.add(member.key)
@@ -99,6 +113,7 @@ def claim_from_pool(
                 state.counters.hits += 1
             return lease
         if isinstance(outcome, m.ClaimFailed) and outcome.reason == "locked by another process":
+            locked.add(member.key)
             with state.lock:
                 state.counters.lost_races += 1
 

@@ -60,6 +60,7 @@ class Executor:
         self.refill: Callable[[], None] = lambda: None  # upkeep's top-up
         self.claim_seen: Callable[[bool], None] = lambda hit: None  # self-sizing: a claim
         self.warmed: Callable[[float], None] = lambda seconds: None  # ...and a warm-up time
+        self.moved: Callable[[m.Member, m.Member], None] = lambda old, new: None  # (ahead.py)
         name = state.name
         self.creates = Workers(state.config.create_concurrency, f"dockpool-{name}-create")
         self.removes = Workers(2, f"dockpool-{name}-remove")
@@ -81,6 +82,7 @@ class Executor:
             self._count(effects)
         if isinstance(event, m.Renamed) and member.state is m.State.READY:
             self.claim_seen(True)  # claimed by another process of the pool (or by hand)
+        self.moved(member, new)
         return self.run(new, effects, **payload)
 
     def admit(self, member: m.Member, effects: m.Effects) -> m.Effects:
@@ -239,7 +241,7 @@ class Executor:
         if cid is None:
             return
         try:
-            hand = self.locks.acquire(member.name)
+            hand = self.locks.claim_hand(member.name)
         except DockerError as exc:
             logger.warning("removing {}: {} (retried at the next resync)", member.name, exc)
             return
@@ -293,7 +295,7 @@ class Executor:
         own = hand is None
         if own:
             try:
-                hand = self.locks.acquire(member.name)
+                hand = self.locks.claim_hand(member.name)
             except DockerError as exc:
                 return m.ClaimFailed(str(exc)), {}
             if hand is None:

@@ -12,11 +12,17 @@ that takes the lock after an earlier holder let go finds no container under that
 member only while holding its lock, after reading its name back, so it never removes one that
 a claim just renamed. A lock whose holder died (its hand keeps the name) is freed by the upkeep
 leader, which removes hands whose owner's presence is gone (see peers.py).
+
+A process alone on a pool holds the locks of its ready members *ahead* of any claim (`hold`),
+so that a claim's path is the one rename of the member: nothing else can take a member whose
+lock it holds, and nobody else needs it. When another process of the pool shows up, it lets
+all of them go (`let_go`), and from then on locks are taken per claim again.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 import attrs
@@ -50,6 +56,8 @@ class Locks:
         self._mutex = threading.Lock()
         self._free: list[Hand] = []
         self._stuck: list[Hand] = []  # failed to go home: holding a name we no longer want
+        self._held: dict[str, Hand] = {}  # member name -> the hand holding its lock, ahead
+        self._pending: set[str] = set()  # being held ahead right now
         self._count = 0
 
     @property
@@ -77,6 +85,59 @@ class Locks:
             return hand
         raise DockerError(f"cannot keep a hand container for pool {self._pool}")
 
+    def hold(self, member_name: str) -> bool:
+        """Hold `member_name`'s lock ahead of a claim (see `take`); False if someone else
+        holds it. Raises DockerError."""
+        with self._mutex:
+            if member_name in self._held or member_name in self._pending:
+                return True
+            self._pending.add(member_name)
+        try:
+            hand = self.acquire(member_name)
+        except DockerError:
+            with self._mutex:
+                self._pending.discard(member_name)
+            raise
+        with self._mutex:
+            self._pending.discard(member_name)
+            if hand is not None:
+                self._held[member_name] = hand
+        return hand is not None
+
+    def claim_hand(self, member_name: str) -> Hand | None:
+        """A hand holding `member_name`'s lock for the caller (who releases it): the one held
+        ahead, else a new acquire; None if another process holds it. Raises DockerError."""
+        hand = self.take(member_name)
+        if hand is not None:
+            return hand
+        hand = self.acquire(member_name)
+        if hand is not None:
+            return hand
+        for _ in range(100):  # our own `hold` may be taking it this very moment
+            with self._mutex:
+                if member_name in self._held:
+                    return self._held.pop(member_name)
+                if member_name not in self._pending:
+                    return None
+            time.sleep(0.01)
+        return None
+
+    def take(self, member_name: str) -> Hand | None:
+        """The hand holding `member_name`'s lock ahead, now the caller's to release; or None."""
+        with self._mutex:
+            return self._held.pop(member_name, None)
+
+    def held(self) -> frozenset[str]:
+        with self._mutex:
+            return frozenset(self._held)
+
+    def let_go(self) -> None:
+        """Release every lock held ahead (another process of the pool appeared, or closing)."""
+        with self._mutex:
+            hands, self._held = list(self._held.values()), {}
+        for hand in hands:
+            self.release(hand)
+
     def release(self, hand: Hand) -> None:
         """Let go of the lock `hand` holds (rename it home); a failure is retried by `repair`."""
         try:
@@ -100,12 +161,13 @@ class Locks:
 
     def ids(self) -> set[ContainerId]:
         with self._mutex:
-            return {h.id for h in self._free + self._stuck}
+            return {h.id for h in self._free + self._stuck + list(self._held.values())}
 
     def close(self) -> None:
         """Remove every hand of this process (a lock still held is released by that)."""
         with self._mutex:
-            hands, self._free, self._stuck = self._free + self._stuck, [], []
+            hands = self._free + self._stuck + list(self._held.values())
+            self._free, self._stuck, self._held = [], [], {}
         for hand in hands:
             try:
                 self._api.remove(hand.id)

@@ -101,10 +101,14 @@ class MemberTable:
         return max(0, min(deficit, room))
 
     def pick_for_claim(
-        self, fingerprint: str, skip: frozenset[MemberKey] = frozenset()
+        self,
+        fingerprint: str,
+        skip: frozenset[MemberKey] = frozenset(),
+        prefer: frozenset[str] = frozenset(),
     ) -> Member | None:
         """The ready, unreserved member of `fingerprint` (not in `skip`) that has been ready
-        longest, so members age evenly. Other processes pick alike; the one that loses the
+        longest, so members age evenly; among them first those named in `prefer` (whose lock
+        this process holds ahead). Other processes pick alike; the one that loses the
         member's lock learns it at once and picks again with that member in `skip`."""
         ready = [
             m
@@ -116,7 +120,9 @@ class MemberTable:
         ]
         if not ready:
             return None
-        return min(ready, key=lambda m: (self.ready_since.get(m.key, 0.0), m.born))
+        return min(
+            ready, key=lambda m: (m.name not in prefer, self.ready_since.get(m.key, 0.0), m.born)
+        )
 
     def surplus(self, target: int) -> list[Member]:
         """Members to retire to shrink to `target`: not-yet-ready ones first, newest first (they

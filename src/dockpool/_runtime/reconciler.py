@@ -25,6 +25,7 @@ from dockpool._core import machine as m
 from dockpool._core.errors import DockerError
 from dockpool._core.events import ContainerEvent, machine_event
 from dockpool._core.spec import POOL_LABEL, is_member_name, leader_name, role_of
+from dockpool._runtime.ahead import Ahead
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.locks import Locks
 from dockpool._runtime.peers import Peers
@@ -54,6 +55,7 @@ class Reconciler:
         self.upkeep = upkeep
         self.peers = peers
         self.locks = locks
+        self.ahead: Ahead | None = None  # set by the runtime: locks held ahead while alone
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, name=f"dockpool-{state.name}-reconciler", daemon=True
@@ -132,6 +134,8 @@ class Reconciler:
         signals.send("docker_event", self.executor.sender, event=event)
         role = role_of(event.labels)
         if role == "presence":
+            if self.ahead is not None:
+                self.ahead.presence_event(self.peers.presence_id, event.container_id, event.action)
             self.peers.on_event(event.container_id, event.action, event.name)
             return
         if role != "member":
@@ -224,5 +228,9 @@ class Reconciler:
                 peers.contend()
         except DockerError as exc:
             logger.warning("pool {}: presence: {}", self.state.name, exc)
+        if self.ahead is not None:
+            others = [v for v in views if role_of(v.labels) == "presence"
+                      and v.running and v.id != peers.presence_id]  # fmt: skip
+            self.ahead.set_alone(mine is not None and mine.running and not others)
         self.upkeep.housekeep(self.api, views, peers.dead_owners(views))
         self.locks.repair()

@@ -22,6 +22,7 @@ from dockpool._core import machine as m
 from dockpool._core.config import PoolConfig
 from dockpool._core.errors import DockerError, PoolTimeoutError
 from dockpool._core.spec import POOL_LABEL, ROLE_LABEL, is_member_name
+from dockpool._runtime.ahead import Ahead
 from dockpool._runtime.autosize import AutoSize
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.executor import Executor
@@ -45,6 +46,7 @@ class Runtime:
     reconciler: Reconciler
     listener: Listener
     autosize: AutoSize
+    ahead: Ahead
     sweeping: bool = False  # the last process, closing: it removes what is left
 
     @classmethod
@@ -86,7 +88,10 @@ class Runtime:
         autosize = AutoSize(state, upkeep, lambda: executor.sender)
         upkeep.autosize = autosize
         executor.claim_seen, executor.warmed = autosize.claimed, autosize.warmed
+        ahead = Ahead(state, locks, executor.removes)
+        executor.moved = ahead.moved
         reconciler = Reconciler(state, api, executor, upkeep, peers, locks)
+        reconciler.ahead = ahead
         executor.wake = reconciler.wake
         listener = Listener(
             source,
@@ -95,7 +100,7 @@ class Runtime:
             on_lost=lambda reason, delay: None,
             name=f"dockpool-{config.name}-listener",
         )
-        rt = cls(state, api, locks, peers, executor, upkeep, reconciler, listener, autosize)
+        rt = cls(state, api, locks, peers, executor, upkeep, reconciler, listener, autosize, ahead)
         holder.append(rt)
         return rt
 
@@ -155,6 +160,7 @@ class Runtime:
         self.listener.stop(timeout=min(5.0, timeout))
         self.reconciler.stop(timeout=min(5.0, timeout))
         self.executor.prober.stop(timeout=min(2.0, timeout))
+        self.ahead.set_alone(False)  # (its let-go runs on the remove workers, joined below)
         self.peers.leave()  # another process (if any) takes over the upkeep now
         try:
             last = not self.peers.others_alive()
