@@ -303,3 +303,60 @@ def _fields(pool: ContainerPool) -> dict[str, Any]:
     fields = attrs.asdict(pool.config, recurse=False)
     fields.pop("path")
     return fields
+
+
+def test_two_claimers_that_picked_the_same_member(
+    make_pool: Any, docker: FakeDocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Picks are not exclusive (the claim request is): two claimers that picked one member
+    both get a container, each its own. The loser's "not claimable" used to reach the
+    member's record and put it back to READY under the winner's rename (a container renamed
+    for a claim that then claimed another one: a leak, and a claimer told it failed)."""
+    from dockpool._runtime import claims
+
+    pool = make_pool(2)
+    pool.wait_until_full(timeout=5)
+    both_picked, loser_done = threading.Barrier(2), threading.Event()
+    real, real_handed_over = claims._claim_member, claims._handed_over
+    calls = [0]
+
+    def rendezvous(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] <= 2:
+            both_picked.wait(5)  # both have picked (the same, longest-ready member)
+        outcome, ports = real(*args, **kwargs)
+        if outcome is None:
+            loser_done.set()
+        return outcome, ports
+
+    def handed_over(ex: Any, member: Any, outcome: Any, lease: Any) -> bool:
+        done = real_handed_over(ex, member, outcome, lease)
+        if getattr(outcome, "reason", "") == "not claimable":
+            loser_done.set()
+        return done
+
+    def winner_waits(old: str, new: str) -> None:
+        if new in ("x1", "x2"):
+            loser_done.wait(2)  # the winner's rename lands after the loser is done
+
+    monkeypatch.setattr(claims, "_claim_member", rendezvous)
+    monkeypatch.setattr(claims, "_handed_over", handed_over)
+    docker.on_rename = winner_waits
+    leases: list[Lease] = []
+    errors: list[BaseException] = []
+
+    def claim(name: str) -> None:
+        try:
+            leases.append(pool.claim(name, timeout=5))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in ("x1", "x2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == [] and len(leases) == 2
+    assert len({lease.container_id for lease in leases}) == 2
+    assert all(docker.containers[lease.container_id].name == lease.name for lease in leases)
+    assert all(lease.from_pool for lease in leases)

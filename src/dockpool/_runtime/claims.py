@@ -69,11 +69,14 @@ def _claim_member(
     session: str,
     cancel: threading.Event | None,
     hand: Hand | None = None,
-) -> tuple[m.Event, dict[int, int]]:
-    """Ask the machine for `member`'s claim and carry it out; the outcome event and ports."""
+) -> tuple[m.Event | None, dict[int, int]]:
+    """Ask the machine for `member`'s claim and carry it out; the outcome event and ports
+    (None: the member was not claimable any more, nothing was done)."""
     left = ex.apply(member.key, m.ClaimRequested(session))
     if not any(isinstance(e, m.Rename) for e in left):
-        return m.ClaimFailed("not claimable"), {}
+        # another claimer picked it first (picks are not exclusive; the request is): this
+        # outcome concerns no one but this claimer, and must not reach the member's record
+        return None, {}
     claiming = ex.state.table.get(member.key) or member
     try:
         outcome, ports = ex.rename(claiming, session, cancel, hand)
@@ -107,6 +110,8 @@ def claim_from_pool(
             return None
         tried.add(member.key)
         outcome, ports = _claim_member(ex, member, session, cancel)
+        if outcome is None:
+            continue
         lease = _lease(member, session, ports, True, started)
         if _handed_over(ex, member, outcome, lease):
             with state.lock:
@@ -222,7 +227,7 @@ def _claim_cold(
         ex.apply(key, m.RetireRequested("cold start abandoned: session name in use"))
         raise
     lease = _lease(member, session, ports, False, started)
-    if not _handed_over(ex, member, outcome, lease):
+    if outcome is None or not _handed_over(ex, member, outcome, lease):
         ex.apply(key, m.RetireRequested("cold start abandoned"))
         raise ClaimError(f"claim {session!r} (cold start): {outcome}")
     with state.lock:
