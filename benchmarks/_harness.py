@@ -20,7 +20,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from dockpool import POOL_LABEL, ContainerPool, ContainerSpec, HealthCheck
+from dockpool import POOL_LABEL, ContainerPool, ContainerSpec, HealthCheck, Readiness
 
 RUN_LABEL = "dockpool.bench.run"
 IMAGE = "dockpool-stub:latest"
@@ -70,7 +70,7 @@ def outliers(samples: Sequence[float], factor: float = 3.0) -> list[int]:
 class BenchRun:
     """One benchmark run: a unique id, the label on all its containers, its pools, its cleanup."""
 
-    def __init__(self, health_interval: float = 0.2, base_url: str | None = None) -> None:
+    def __init__(self, health_interval: float = 120.0, base_url: str | None = None) -> None:
         self.hex = secrets.token_hex(4)
         self.health_interval = health_interval
         self.client: Any = (
@@ -90,6 +90,9 @@ class BenchRun:
         return f"bench{self.hex}-{what}"
 
     def spec(self) -> ContainerSpec:
+        """The stand-in as config.toml runs it: dockpool's readiness probe during warm-up (and
+        once per claim), Docker's health check for liveness only (every `health_interval`
+        seconds, 120 by default, as config.toml)."""
         return ContainerSpec(
             image=IMAGE,
             ports=[8000],
@@ -99,9 +102,11 @@ class BenchRun:
                 test=["CMD", "stub-check"],
                 interval=self.health_interval,
                 timeout=1.0,
-                retries=1,
+                retries=2,
+                start_period=30.0,
                 start_interval=0.1,
             ),
+            readiness=Readiness(port=8000, path="/ready", interval=0.05, timeout=1.0),
         )
 
     def pool(

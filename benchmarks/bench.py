@@ -4,6 +4,8 @@
     dockpool bench --agent-server   the OpenHands agent-server image (minutes)
     dockpool bench --smoke          the stand-in with tiny N (< 60 s; CI: no timing asserted)
     dockpool bench --readiness      readiness and idle cost per engine (--engines default,modern)
+    dockpool bench --claims         claim latency against bare renames, per engine (the floor)
+    dockpool bench --arrivals       Poisson arrivals and a burst, fixed size against self-sizing
 
 Prints a table on stdout (progress goes to stderr), writes every sample to a JSON file and a
 plot to a PNG (needs matplotlib: the `bench` extra), under bench-results/ by default. Figures,
@@ -25,6 +27,7 @@ from pathlib import Path
 import dockpool
 from benchmarks import (
     burst,
+    claim_floor,
     claims,
     engine_cost,
     members,
@@ -67,9 +70,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--engines",
         default="default,modern",
-        help="engines for --readiness, as scripts/engines.sh names them",
+        help="engines for --readiness, --claims and --arrivals, as scripts/engines.sh names them",
     )
     p.add_argument("--members", type=int, default=8, help="pool size for --readiness")
+    p.add_argument(
+        "--claims", action="store_true", help="claim latency against the engine's bare renames"
+    )
+    p.add_argument(
+        "--arrivals",
+        action="store_true",
+        help="Poisson arrivals at several rates and a burst: fixed size against self-sizing",
+    )
     args = p.parse_args(argv)
     if args.smoke and args.agent_server and not args.readiness:
         p.error("--smoke measures the stand-in image only")
@@ -200,15 +211,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = set(args.only.split(",")) if args.only else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    engines = [e for e in args.engines.split(",") if e]
+    unknown = set(engines) - set(engine_cost.ENGINES)
+    if unknown:
+        print(f"dockpool bench: unknown engine(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if args.claims:
+        out = args.json or str(RESULTS / f"claims-{stamp}.json")
+        n, many, rounds = (5, 4, 1) if args.smoke else (30, 16, 3)
+        return claim_floor.main(engines, n, many, rounds, out)
+    if args.arrivals:
+        from benchmarks import arrivals
+
+        out = args.json or str(RESULTS / f"arrivals-{stamp}.json")
+        png = None if args.no_plot else args.plot or str(RESULTS / f"arrivals-{stamp}.png")
+        return arrivals.main(engines, args.smoke, out, png)
     if args.readiness:
         out = args.json or str(RESULTS / f"readiness-{stamp}.json")
-        engines = [e for e in args.engines.split(",") if e]
-        unknown = set(engines) - set(engine_cost.ENGINES)
-        if unknown:
-            print(
-                f"dockpool bench: unknown engine(s) {', '.join(sorted(unknown))}", file=sys.stderr
-            )
-            return 2
         idle = args.idle_seconds or (4.0 if args.smoke else 30.0)
         size = 2 if args.smoke else args.members
         return engine_cost.main(engines, size, idle, args.agent_server, out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from benchmarks._harness import BenchRun, Result, outliers
 from dockpool import ContainerPool, ContainerSpec, signals
@@ -70,10 +71,12 @@ def _result(title: str, samples: list[ClaimSample], **values: object) -> Result:
     return res
 
 
-def sequential(run: BenchRun, n: int, size: int = 5, spec: ContainerSpec | None = None) -> Result:
+def sequential(
+    run: BenchRun, n: int, size: int = 5, spec: ContainerSpec | None = None, **options: Any
+) -> Result:
     """N claims one after another, each from a full pool (we wait for the refill first)."""
     samples: list[ClaimSample] = []
-    with run.session("seq", size, spec=spec) as pool:
+    with run.session("seq", size, spec=spec, **options) as pool:
         for i in range(n):
             waited = _wait_full(pool)
             sample, cid = _claim(pool, f"{pool.name}-s{i}", 0, i)
@@ -89,7 +92,11 @@ def sequential(run: BenchRun, n: int, size: int = 5, spec: ContainerSpec | None 
 
 
 def concurrent(
-    run: BenchRun, claimers: int, rounds: int, spec: ContainerSpec | None = None
+    run: BenchRun,
+    claimers: int,
+    rounds: int,
+    spec: ContainerSpec | None = None,
+    **options: Any,
 ) -> Result:
     """`claimers` threads released together by a barrier against a full pool of that size."""
     samples: list[ClaimSample] = []
@@ -99,7 +106,7 @@ def concurrent(
     def count(sender: object, **payload: object) -> None:
         creating.append(time.perf_counter())
 
-    opts = {"max_containers": 2 * claimers + 2}
+    opts = {"max_containers": 2 * claimers + 2} | options
     with run.session("conc", claimers, spec=spec, **opts) as pool:
         signals.member_creating.connect(count, sender=pool, weak=False)
         try:

@@ -113,7 +113,7 @@ def stub(smoke: bool = False) -> Target:
         sizes=STUB_SMOKE if smoke else STUB_FULL,
         boot_timeout=60.0,
         poll=0.01,
-        health="stub-check every 0.2 s (start_interval 0.1 s, honoured from API 1.44)",
+        health="config.toml's: readiness GET /ready every 0.05 s during warm-up; stub-check every 120 s",
     )
 
 
