@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.claims:
         out = args.json or str(RESULTS / f"claims-{stamp}.json")
-        n, many, rounds = (5, 4, 1) if args.smoke else (30, 16, 3)
+        n, many, rounds = (5, 4, 1) if args.smoke else (30, 16, 5)
         return claim_floor.main(engines, n, many, rounds, out)
     if args.arrivals:
         from benchmarks import arrivals

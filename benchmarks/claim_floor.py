@@ -1,14 +1,15 @@
 """`dockpool bench --claims`: claim latency against the engine's own floor, per engine, one run.
 
 For each engine (`--engines`, as scripts/engines.sh names them), in this order, each step on an
-idle engine except for what the pool itself does:
+engine busy with nothing but this run:
 
-- floor, 1 at a time: one bare `rename` of a running stand-in container (docker-py, no dockpool),
-  `n` times;
-- floor, 16 at once: 16 threads released by a barrier, each renaming its own running container
-  over its own connection, `rounds` times;
-- one claim from a full pool of 5, `n` times (the pool is full again before each claim);
-- 16 concurrent claims from a full pool of 16, `rounds` times.
+- `n` times, with the pool full again each time: one bare `rename` of a running stand-in
+  container (docker-py, no dockpool: the floor), then one claim from a full pool of 5;
+- `rounds` times: 16 threads released by a barrier, each renaming its own running container
+  over its own open connection (the floor), then 16 concurrent claims from a full pool of 16.
+
+Floor and claim alternate, so that both see the same engine (its own background work, the
+machine's load) and the ratio compares like with like.
 
 The pools run config.toml's stand-in profile (liveness every 120 s, dockpool's readiness probe):
 the claim path is the one a user gets. Every figure is wall time around the call, in the
@@ -42,12 +43,25 @@ GOALS = {  # what issue 11 asks, as (p50, p99) bounds of claim / floor
 
 
 def _start_stub(client: Any, run: BenchRun, name: str) -> str:
-    api = client.api
+    """A running stand-in shaped like a pool member (its port published, the same health
+    check), but no pool's: renaming it is what the engine alone costs."""
+    api, hc = client.api, run.spec().healthcheck
+    assert hc is not None
+    ns = 1_000_000_000
     cid: str = api.create_container(
         "dockpool-stub:latest",
         name=name,
         labels=run.label,
         environment={"STUB_PORT": "8000", "STUB_READY_DELAY": "0"},
+        ports=[8000],
+        healthcheck={
+            "test": hc.test,
+            "interval": int(hc.interval * ns),
+            "timeout": int(hc.timeout * ns),
+            "retries": hc.retries,
+            "start_period": int(hc.start_period * ns),
+        },
+        host_config=api.create_host_config(port_bindings={8000: ("127.0.0.1", None)}),
     )["Id"]
     api.start(cid)
     return cid
@@ -59,20 +73,55 @@ def _timed_rename(api: Any, cid: str, name: str) -> float:
     return time.perf_counter() - t0
 
 
-def floor(run: BenchRun, host: str, n: int, many: int, rounds: int) -> dict[str, list[float]]:
-    """Bare renames: `n` one at a time, then `rounds` rounds of `many` at once."""
-    prefix = f"bench{run.hex}-floor"
-    ids = [_start_stub(run.client, run, f"{prefix}-{i}") for i in range(many)]
-    time.sleep(1.0)  # the starts' own engine work settles
-    api = run.client.api
-    one = [_timed_rename(api, ids[0], f"{prefix}-1x{i}") for i in range(n)]
-    conc: list[float] = []
-    for rnd in range(rounds):
-        conc += _bare_round(host, ids, [f"{prefix}-r{rnd}c{i}" for i in range(many)])
-        time.sleep(0.5)
+def _floor_ids(run: BenchRun, many: int) -> list[str]:
+    ids = [_start_stub(run.client, run, f"bench{run.hex}-floor-{i}") for i in range(many)]
+    time.sleep(3.0)  # the starts' own engine work settles
+    return ids
+
+
+def interleaved_one(run: BenchRun, host: str, n: int, spec: Any) -> tuple[list[float], Any]:
+    """`n` times: a bare rename, then one claim from a full pool of 5 (same engine state)."""
+    ids = _floor_ids(run, 1)
+    bare: list[float] = []
+    samples = []
+    with run.session("one", 5, spec=spec, docker_url=host) as pool:
+        for i in range(n):
+            pool.wait_until_full(timeout=claims.FULL_TIMEOUT)
+            time.sleep(0.3)  # the refill's last events settle
+            bare.append(_timed_rename(run.client.api, ids[0], f"bench{run.hex}-floor-1x{i}"))
+            time.sleep(0.05)
+            sample, cid = claims._claim(pool, f"{pool.name}-s{i}", 0, i)
+            samples.append(sample)
+            if cid:
+                run.remove(cid)
+    run.remove(ids[0])
+    return bare, claims._result("1 claim", samples)
+
+
+def interleaved_many(run: BenchRun, host: str, many: int, rounds: int,
+                     spec: Any) -> tuple[list[float], Any]:  # fmt: skip
+    """`rounds` times: `many` bare renames at once, then `many` claims at once from a full pool
+    of `many`."""
+    ids = _floor_ids(run, many)
+    bare: list[float] = []
+    samples = []
+    opts = {"max_containers": 2 * many + 2, "docker_url": host}
+    with run.session("many", many, spec=spec, **opts) as pool:
+        for rnd in range(rounds):
+            pool.wait_until_full(timeout=claims.FULL_TIMEOUT)
+            time.sleep(1.0)
+            bare += _bare_round(
+                host, ids, [f"bench{run.hex}-floor-r{rnd}c{i}" for i in range(many)]
+            )
+            time.sleep(0.3)
+            got = claims._round(pool, many, rnd)
+            samples += [s for s, _ in got]
+            for _, cid in got:
+                if cid:
+                    run.remove(cid)
     for cid in ids:
         run.remove(cid)
-    return {"one": one, "many": conc}
+    return bare, claims._result(f"{many} claims", samples)
 
 
 def _bare_round(host: str, ids: list[str], names: list[str]) -> list[float]:
@@ -111,15 +160,13 @@ def measure(engine: str, n: int, many: int, rounds: int, log: Progress) -> dict[
             raise RuntimeError(f"dockpool-stub:latest missing on {host}")
         spec = run.spec()
         load: dict[str, float] = {}
-        log(f"[{engine}] {out['version']}: floor, {n} bare renames, then {rounds} x {many}")
-        load["floor"] = os.getloadavg()[0]
-        bare = floor(run, host, n, many, rounds)
-        log(f"[{engine}] {n} claims from a full pool of 5")
+        log(f"[{engine}] {out['version']}: {n} x (bare rename, claim from a full pool of 5)")
         load["one"] = os.getloadavg()[0]
-        one = claims.sequential(run, n, 5, spec, docker_url=host)
-        log(f"[{engine}] {rounds} rounds of {many} concurrent claims, full pool of {many}")
+        bare_one, one = interleaved_one(run, host, n, spec)
+        log(f"[{engine}] {rounds} x ({many} bare renames at once, {many} claims at once)")
         load["many"] = os.getloadavg()[0]
-        conc = claims.concurrent(run, many, rounds, spec, docker_url=host)
+        bare_many, conc = interleaved_many(run, host, many, rounds, spec)
+        bare = {"one": bare_one, "many": bare_many}
     out["load"] = load
     out["floor one"], out["floor many"] = _stats(bare["one"]), _stats(bare["many"])
     out["claim one"] = _stats(one.series["claim wall"])
@@ -143,7 +190,7 @@ def table(results: list[dict[str, Any]], many: int) -> str:
             lines.append(
                 f"| {r['engine']} ({r['version']}) | bare rename, {what.split(' ')[0]} at once "
                 f"| {1e3 * f['p50']:.1f} ms | {1e3 * f['p99']:.1f} ms | {1e3 * f['max']:.1f} ms "
-                f"| | | {r['load']['floor']:.2f} |"
+                f"| | | {r['load'][key]:.2f} |"
             )
             r50, r99 = c["p50"] / f["p50"], c["p99"] / f["p99"]
             lines.append(

@@ -3,6 +3,7 @@ bounded time (so a burst is served first, and the refill always runs after it)."
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from dockpool import ContainerPool, ContainerSpec, HealthCheck
+from dockpool._core.machine import ClaimRequested
 from dockpool._runtime.backoff import Backoff
 from tests.fakes import FakeDocker, FakeEventSource, wait_for
 
@@ -83,3 +85,40 @@ def test_the_refill_is_never_starved(pool: ContainerPool, docker: FakeDocker) ->
     first = timeline.creates[before]
     assert first < timeline.renamed["slow"]  # the refill went ahead after 0.2 s
     assert first - timeline.renamed["fast"] < 1.0
+
+
+def test_concurrent_claimers_pick_apart(
+    pool: ContainerPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two claimers at once never pick the same member: the pick and the claim's request are
+    one step. (With the request a step after the pick, both picked the member ready longest,
+    one lost it and picked again: in a burst of 16, up to 120 lost picks, serialised.)"""
+    rt = pool._rt
+    assert rt is not None
+    real_pick, real_transition = rt.state.table.pick_for_claim, rt.executor.transition
+    both_picked = threading.Barrier(2)
+    first: dict[str, str] = {}
+
+    def pick(*args: Any, **kwargs: Any) -> Any:
+        member = real_pick(*args, **kwargs)
+        if member is not None:
+            first.setdefault(threading.current_thread().name, member.key)
+        return member
+
+    def transition(key: Any, event: Any) -> Any:
+        if isinstance(event, ClaimRequested):
+            # let the other claimer pick, if it can, before this one's request
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_picked.wait(timeout=0.5)
+        return real_transition(key, event)
+
+    monkeypatch.setattr(rt.state.table, "pick_for_claim", pick)
+    monkeypatch.setattr(rt.executor, "transition", transition)
+    threads = [threading.Thread(target=pool.claim, args=(f"s-{i}",), kwargs={"timeout": 10},
+                                name=f"claimer-{i}") for i in range(2)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(first) == 2 and len(set(first.values())) == 2, first
+    assert pool.stats().hits == 2

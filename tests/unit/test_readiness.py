@@ -179,3 +179,25 @@ def test_a_probed_member_is_claimed_with_no_inspect(
     assert lease.ports[8000] == servers[0].port and lease.from_pool
     assert lease.container_id not in inspected  # (the refill's new member is inspected)
     assert "session-1" not in inspected and servers[0].gets == gets + 1
+
+
+def test_the_claims_check_runs_alongside_the_rename(
+    make_pool: Any, docker: FakeDocker, servers: list[Server]
+) -> None:
+    """The claim's GET is on its way while the member's rename is in flight: a claim costs the
+    slower of the two, not their sum. (With the check after the rename, this rename would wait
+    for a GET that never comes, and the claim would find its server silent.)"""
+    servers[0].up = servers[1].up = True
+    pool = make_pool(1)
+    assert wait_for(lambda: pool.stats().ready == 1)
+    asked_before_renamed: list[bool] = []
+
+    def on_rename(container: str, new_name: str) -> None:
+        if new_name == "session-1":
+            gets = servers[0].gets
+            asked_before_renamed.append(wait_for(lambda: servers[0].gets > gets, timeout=2.0))
+
+    docker.on_rename = on_rename
+    lease = pool.claim("session-1", timeout=10)
+    assert asked_before_renamed == [True]
+    assert lease.from_pool and lease.ports[8000] == servers[0].port

@@ -63,12 +63,24 @@ def _explain(exc: docker.errors.DockerException) -> str:
     return str(explanation or exc)
 
 
+#: Connections kept open to the engine: enough for a burst of concurrent claims, each of which
+#: would otherwise open (and then drop) a connection of its own beyond docker-py's default 10.
+_CONNECTIONS = 32
+
+
 def make_client(base_url: str | None = None, timeout: float = 30.0) -> Any:
     """A low-level API client for the engine at `base_url` (default: DOCKER_HOST or the socket)."""
     with translated("connecting to Docker"):
         if base_url is None:
-            return docker.from_env(timeout=int(timeout)).api
-        return docker.APIClient(base_url=base_url, version="auto", timeout=int(timeout))
+            api = docker.from_env(timeout=int(timeout), max_pool_size=_CONNECTIONS).api
+        else:
+            api = docker.APIClient(base_url=base_url, version="auto", timeout=int(timeout),
+                                   max_pool_size=_CONNECTIONS)  # fmt: skip
+    if str(api.base_url).startswith("http+docker://local"):  # a unix socket: no proxy applies
+        # requests would read the proxy variables of the environment on every call (about a
+        # millisecond per call here, on a claim's path); a local socket never goes through one
+        api.trust_env = False
+    return api
 
 
 class DockerAdapter:

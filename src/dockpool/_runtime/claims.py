@@ -69,10 +69,13 @@ def _claim_member(
     session: str,
     cancel: threading.Event | None,
     hand: Hand | None = None,
+    left: m.Effects | None = None,
 ) -> tuple[m.Event | None, dict[int, int]]:
     """Ask the machine for `member`'s claim and carry it out; the outcome event and ports
-    (None: the member was not claimable any more, nothing was done)."""
-    left = ex.apply(member.key, m.ClaimRequested(session))
+    (None: the member was not claimable any more, nothing was done). `left`: the effects of
+    a ClaimRequested the caller already applied."""
+    if left is None:
+        left = ex.apply(member.key, m.ClaimRequested(session))
     if not any(isinstance(e, m.Rename) for e in left):
         # another claimer picked it first (picks are not exclusive; the request is): this
         # outcome concerns no one but this claimer, and must not reach the member's record
@@ -96,10 +99,12 @@ def claim_from_pool(
     while True:
         if cancel is not None and cancel.is_set():
             return None
-        with state.lock:
+        request = m.ClaimRequested(session)
+        with state.lock:  # the pick and the request at once: concurrent claimers pick apart
             member = state.table.pick_for_claim(
                 state.fingerprint, frozenset(tried), prefer=ex.locks.held()
             )
+            moved = ex.transition(member.key, request) if member is not None else None
         if member is None and locked and time.monotonic() < give_up:
             with state.lock:  # a process that held locks ahead lets go when it sees us
                 state.changed.wait(0.02)
@@ -109,7 +114,8 @@ def claim_from_pool(
         if member is None:
             return None
         tried.add(member.key)
-        outcome, ports = _claim_member(ex, member, session, cancel)
+        left = ex.follow(moved, request)
+        outcome, ports = _claim_member(ex, member, session, cancel, left=left)
         if outcome is None:
             continue
         lease = _lease(member, session, ports, True, started)

@@ -34,6 +34,10 @@ from dockpool._runtime.workers import Workers
 DEGRADED_AFTER = 2
 
 
+#: A recorded step of the machine: the member before, after, and the effects to carry out.
+Moved = tuple[m.Member, m.Member, m.Effects]
+
+
 class Executor:
     """Applies member events through the machine and performs the effects."""
 
@@ -69,17 +73,29 @@ class Executor:
 
     def apply(self, key: m.MemberKey, event: m.Event, **payload: Any) -> m.Effects:
         """Feed `event` to member `key`, run the effects; return the claim's Rename, if any."""
+        return self.follow(self.transition(key, event), event, **payload)
+
+    def transition(self, key: m.MemberKey, event: m.Event) -> Moved | None:
+        """The machine's step for `event`, recorded in the table (the first half of `apply`;
+        a caller already holding the state's lock makes it atomic with what it read)."""
         state = self.state
         with state.lock:
             member = state.table.get(key)
             if member is None:
-                return ()
+                return None
             new, effects = m.transition(member, event)
             if new == member and not effects:
-                return ()
+                return None
             state.table.store(new, state.clock())
             state.changed.notify_all()
             self._count(effects)
+        return member, new, effects
+
+    def follow(self, moved: Moved | None, event: m.Event, **payload: Any) -> m.Effects:
+        """Act on a recorded step (the second half of `apply`), outside the state's lock."""
+        if moved is None:
+            return ()
+        member, new, effects = moved
         if isinstance(event, m.Renamed) and member.state is m.State.READY:
             self.claim_seen(True)  # claimed by another process of the pool (or by hand)
         self.moved(member, new)
@@ -286,7 +302,8 @@ class Executor:
         """Carry out a claim's Rename: lock, rename by member name, check, unlock.
 
         The check: for a member of a spec with `readiness` whose published ports the warm-up
-        probe read, one GET to its server (it answers, so it runs); otherwise one inspect
+        probe read, one GET to its server, sent alongside the rename (it answers, so it
+        runs); otherwise one inspect after the rename
         (running, not unhealthy, its ports), then that GET if the spec has `readiness`.
         Returns the machine event it ended with and the member's published ports. Raises
         NameConflictError if the session name is taken (after putting the member back).
@@ -300,9 +317,11 @@ class Executor:
                 return m.ClaimFailed(str(exc)), {}
             if hand is None:
                 return m.ClaimFailed("locked by another process"), {}
+        handed = False
         try:
             if cancel is not None and cancel.is_set():
                 return m.ClaimFailed("cancelled"), {}
+            checked = self.prober.alongside(member)
             try:
                 self.api.rename(member.name, session_name)
             except NameConflictError:
@@ -312,7 +331,18 @@ class Executor:
                 return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True), {}
             except DockerError as exc:
                 return m.ClaimFailed(str(exc)), {}
-            return self.prober.check(member)
+            outcome = checked()
+            handed = isinstance(outcome[0], m.ClaimSucceeded) and outcome[0].alive
+            return outcome
         finally:
             if own and hand is not None:
-                self.removes.submit(functools.partial(self.locks.release, hand))
+                self.removes.submit(functools.partial(self._let_go, hand, handed))
+
+    def _let_go(self, hand: Hand, handed: bool) -> None:
+        """Let go of a claim's lock. After a hand-over its name guards nothing any more (the
+        member is the session's now), so the rename that frees it waits for this process's
+        claims in flight (at most `refill_yield` s): in a burst, the engine renames members
+        for sessions first. After a failed claim the member may go back to READY: at once."""
+        if handed:
+            self.state.yield_to_claims()
+        self.locks.release(hand)

@@ -10,6 +10,7 @@ slow health check watches liveness, and the claim asks the server once more (`se
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,6 +26,8 @@ from dockpool._runtime.state import PoolState
 
 #: Seconds between attempts to read a member's published port when the engine fails to answer.
 _INSPECT_RETRY = 0.5
+#: Claim-time checks that may run at once (each is one GET alongside its claim's rename).
+_CHECKS = 16
 
 
 class Prober:
@@ -47,6 +50,7 @@ class Prober:
         #: published ports the warm-up probe read, by member and container (they are fixed
         #: for a container's life): the claim's check needs no inspect for these members
         self._ports: dict[tuple[m.MemberKey, m.ContainerId], Mapping[int, int]] = {}
+        self._checks: concurrent.futures.ThreadPoolExecutor | None = None
 
     def _spec(self, member: m.Member) -> ContainerSpec | None:
         recipe = self.state.recipes.get(member.fingerprint)
@@ -109,8 +113,8 @@ class Prober:
         """The published ports the warm-up probe read for `member` (None: not probed here)."""
         if member.container_id is None:
             return None
-        with self._guard:
-            return self._ports.pop((member.key, member.container_id), None)
+        with self._guard:  # (forgotten by _prune once the member left the table)
+            return self._ports.get((member.key, member.container_id))
 
     def _prune(self) -> None:
         """Forget the ports of members that left the table without a claim."""
@@ -119,6 +123,26 @@ class Prober:
                 now = self.state.table.get(key)
                 if now is None or now.container_id != cid:
                     del self._ports[(key, cid)]
+
+    def alongside(self, member: m.Member) -> Callable[[], tuple[m.Event, Mapping[int, int]]]:
+        """Begin the claim's check of `member` before its rename; call the result after it.
+
+        For a member whose ports the warm-up probe read, the GET to its server runs on a
+        check thread while the claimer renames, so a claim waits for the slower of the two,
+        not for their sum; the server answered during the claim, which is what the check
+        asks. Otherwise the result runs `check` (inspect first) after the rename.
+        """
+        known, spec = self.ports_of(member), self._spec(member)
+        if known is None or spec is None or spec.readiness is None:
+            return lambda: self.check(member)
+        with self._guard:
+            if self._stop.is_set():
+                return lambda: self.check(member)
+            if self._checks is None:
+                prefix = f"dockpool-{self.state.name}-check"
+                self._checks = concurrent.futures.ThreadPoolExecutor(_CHECKS, prefix)
+            answered = self._checks.submit(self.serves, member, known)
+        return lambda: (m.ClaimSucceeded(alive=answered.result()), known)
 
     def check(self, member: m.Member) -> tuple[m.Event, Mapping[int, int]]:
         """The claim's check of a member it just renamed: alive and serving?
@@ -161,3 +185,5 @@ class Prober:
             threads = list(self._threads)
         for thread in threads:
             thread.join(timeout)
+        if self._checks is not None:  # each check is one GET within its readiness timeout
+            self._checks.shutdown(wait=True)
