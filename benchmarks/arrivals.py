@@ -34,7 +34,7 @@ from benchmarks.targets import stub
 from dockpool import ContainerPool
 
 RATES = (0.25, 0.5, 1.0, 2.0)  # conversations per second
-WINDOW = 40.0  # seconds of arrivals per rate
+WINDOW = 30.0  # seconds of arrivals per rate
 BURST = 8
 HOLD = 4.0  # seconds a conversation keeps its container
 FLOOR, CEILING, CAP = 2, 8, 14
