@@ -88,3 +88,12 @@ def test_new_bounds_move_the_target_into_them() -> None:
     assert change == Retarget(12, 6, "bounds")
     assert sizer.set_policy(SizingPolicy(floor=8, ceiling=10), now=7.0) == Retarget(6, 8, "bounds")
     assert sizer.set_policy(SizingPolicy(floor=3), now=8.0) == Retarget(8, 3, "bounds")
+
+
+def test_a_rising_rate_is_followed_within_seconds() -> None:
+    """From idle to 2 claims/s, every claim a hit: within 25 s the target is what the new rate
+    asks for (the 60 s estimate alone says 0.7/s then, and a target of 2)."""
+    sizer = Sizer(POLICY, now=0.0, warmup=2.0)
+    now = _stream(sizer, 100.0, 25.0, 0.5)
+    assert sizer.rate(now) > 1.7
+    assert sizer.target == 6  # ceil(2/s x 2 s x 1.5)

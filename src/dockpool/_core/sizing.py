@@ -7,9 +7,12 @@ the ceiling `max_pool_size`, both within `max_containers`). It rises at once: on
 fallback by one (at least), and to what the rate asks as soon as it asks; it decays slowly: one
 member every `decay_every` seconds without a cold fallback, while the rate asks for fewer.
 
-The rate is an exponentially weighted claim count over `window` seconds (a claim adds one, the
-sum decays by e every `window` s; rate = sum / window); the warm-up time an exponentially
-weighted mean of measured ones. No threads, no clock of its own: the caller passes `now`.
+The rate is the larger of two exponentially weighted claim counts (a claim adds one to each,
+a sum decays by e every its window; rate = sum / window): over `window` seconds (60), which
+holds the target up while claims keep coming, and over `rise_window` seconds (10), which
+follows a rising rate within seconds (the long one alone reaches only 40 % of a new rate after
+30 s). The warm-up time is an exponentially weighted mean of measured ones. No threads, no
+clock of its own: the caller passes `now`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class SizingPolicy:
     ceiling: int | None = None
     cap: int = 16  # max_containers
     window: float = 60.0
+    rise_window: float = 10.0
     decay_every: float = 30.0
     headroom: float = 1.5
 
@@ -53,13 +57,16 @@ class Sizer:
         self.policy = policy
         self.target = policy.floor
         self.warmup = warmup
-        self._sum = 0.0
+        self._sum = 0.0  # over policy.window
+        self._rise = 0.0  # over policy.rise_window
         self._at = now
         self._quiet_since = now  # the last cold fallback or rise
 
     def rate(self, now: float) -> float:
-        """Claims per second, recently."""
-        return self._decayed(now) / self.policy.window
+        """Claims per second, recently: the faster of the two estimates."""
+        long, short = self._decayed(now)
+        # the short sum jumps by one at each claim: count it from the middle of that step
+        return max(long / self.policy.window, max(0.0, short - 0.5) / self.policy.rise_window)
 
     def wanted(self, now: float) -> int:
         """What the claim rate asks for, within the policy's bounds."""
@@ -69,8 +76,8 @@ class Sizer:
 
     def claimed(self, now: float, *, hit: bool) -> Retarget | None:
         """A claim was served (`hit`: from the pool; else by a cold start)."""
-        self._sum = self._decayed(now) + 1.0
-        self._at = now
+        long, short = self._decayed(now)
+        self._sum, self._rise, self._at = long + 1.0, short + 1.0, now
         want = self.wanted(now)
         if not hit:
             return self._set(max(self.target + 1, want), "cold fallback", now)
@@ -119,5 +126,8 @@ class Sizer:
     def _bounded(self, n: int) -> int:
         return max(self.policy.floor, min(n, self.policy.upper))
 
-    def _decayed(self, now: float) -> float:
-        return self._sum * math.exp(-max(0.0, now - self._at) / self.policy.window)
+    def _decayed(self, now: float) -> tuple[float, float]:
+        """Both sums, decayed to `now`."""
+        age = max(0.0, now - self._at)
+        return (self._sum * math.exp(-age / self.policy.window),
+                self._rise * math.exp(-age / self.policy.rise_window))  # fmt: skip
