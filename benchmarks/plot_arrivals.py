@@ -57,7 +57,7 @@ def _panel(ax: Any, rows: list[dict[str, Any]], patterns: list[str], key: str, t
                 ys.append(scale * found[0][key])
         ax.bar(xs, ys, width, label=mode, color=COLORS[mode])
         for x, y in zip(xs, ys, strict=True):
-            ax.annotate(f"{y:.2g}{unit}", (x, y), ha="center", va="bottom", fontsize=7)
+            ax.annotate(f"{y:.3g}{unit}", (x, y), ha="center", va="bottom", fontsize=7)
         if key == "p95":
             p50 = [r["p50"] for p in patterns for r in rows
                    if r["arrivals"] == p and r["mode"] == mode]  # fmt: skip

@@ -122,3 +122,17 @@ def test_concurrent_claimers_pick_apart(
         t.join(10)
     assert len(first) == 2 and len(set(first.values())) == 2, first
     assert pool.stats().hits == 2
+
+
+def test_the_refill_waits_longer_for_images_that_warm_slowly(
+    pool: ContainerPool, docker: FakeDocker
+) -> None:
+    """With warm-ups of 2 s, the refill yields to a claim in flight for up to 3 s (1.5 x), not
+    only `refill_yield`: a cold start's boot gets the machine before the refill's boots."""
+    state = pool._rt.state  # type: ignore[union-attr]
+    state.refill_yield, state.warmup = 0.2, 2.0
+    timeline = Timeline(docker, {"slow": 1.0})
+    before = len(timeline.creates)
+    _claims(pool, "slow", "fast")
+    assert wait_for(lambda: len(timeline.creates) > before)
+    assert timeline.creates[before] >= timeline.renamed["slow"]  # waited past 0.2 s

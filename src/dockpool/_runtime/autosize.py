@@ -72,6 +72,7 @@ class AutoSize:
     def warmed(self, seconds: float) -> None:
         with self._lock:
             self.sizer.warmed(seconds)
+            self.state.warmup = self.sizer.warmup  # the refill's yield to claims follows it
 
     def tick(self) -> None:
         """Decay, when due (the reconciler calls this at `next_deadline`)."""

@@ -344,5 +344,5 @@ class Executor:
         claims in flight (at most `refill_yield` s): in a burst, the engine renames members
         for sessions first. After a failed claim the member may go back to READY: at once."""
         if handed:
-            self.state.yield_to_claims()
+            self.state.yield_to_claims(self.state.refill_yield)
         self.locks.release(hand)

@@ -28,8 +28,11 @@ from dockpool._core.spec import (
 )
 from dockpool._runtime.members import MemberTable
 
-#: Seconds a refill create waits at most for this process's claims in flight to end.
+#: Seconds a refill create waits at most for this process's claims in flight to end; longer
+#: (1.5 x the measured warm-up, within ready_timeout) for images that take longer to warm, so
+#: that a cold start's boot gets the machine before the refill's boots do.
 REFILL_YIELD = 2.0
+WARMUP_YIELD = 1.5
 
 
 class Lifecycle(enum.Enum):
@@ -90,6 +93,7 @@ class PoolState:
         #: them to end, at most `refill_yield` seconds (claims before upkeep, no starvation)
         self.claims_in_flight = 0
         self.refill_yield = REFILL_YIELD
+        self.warmup = 0.0  # seconds from create to ready, recently (AutoSize keeps it)
 
     @property
     def name(self) -> str:
@@ -143,13 +147,21 @@ class PoolState:
                 self.claims_in_flight -= 1
                 self.changed.notify_all()
 
-    def yield_to_claims(self) -> float:
-        """Wait (at most `refill_yield` s) until no claim of this process is in flight;
-        the seconds waited."""
+    @property
+    def yield_bound(self) -> float:
+        """How long a refill create waits at most for the claims in flight."""
+        longer = min(WARMUP_YIELD * self.warmup, self.config.ready_timeout)
+        return max(self.refill_yield, longer)
+
+    def yield_to_claims(self, bound: float | None = None) -> float:
+        """Wait until no claim of this process is in flight, at most `refill_yield` s or
+        WARMUP_YIELD x the recent warm-up (within ready_timeout), whichever is longer; the
+        seconds waited."""
         t0 = time.monotonic()
         with self.lock:
             self.changed.wait_for(
-                lambda: self.claims_in_flight == 0 or self.closing, timeout=self.refill_yield
+                lambda: self.claims_in_flight == 0 or self.closing,
+                timeout=self.yield_bound if bound is None else bound,
             )
         return time.monotonic() - t0
 
