@@ -37,9 +37,12 @@ def test_follows_the_claim_rate_times_the_warm_up() -> None:
     now = _stream(sizer, 0.0, 600.0, 0.5)  # 2 claims/s for 10 minutes: steady state
     assert abs(sizer.rate(now) - 2.0) < 0.05
     assert sizer.target == 12  # ceil(2/s x 4 s x 1.5)
-    sizer.warmed(8.0)  # warm-ups got slower: 0.7 x 4 + 0.3 x 8 = 5.2 s
+    sizer.warmed(8.0)  # the first measured warm-up replaces the guess of 4 s
+    assert sizer.warmup == 8.0
+    sizer.warmed(4.0)  # later ones are averaged: 0.7 x 8 + 0.3 x 4 = 6.8 s
+    assert abs(sizer.warmup - 6.8) < 1e-9
     sizer.claimed(now, hit=True)
-    assert sizer.target == 16  # ceil(2 x 5.2 x 1.5) = 16, and the cap is 16
+    assert sizer.target == 16  # ceil(2 x 6.8 x 1.5) = 21, and the cap is 16
 
 
 def test_decays_slowly_when_idle_never_below_the_floor() -> None:

@@ -56,7 +56,8 @@ class Sizer:
     def __init__(self, policy: SizingPolicy, now: float, warmup: float = 1.0) -> None:
         self.policy = policy
         self.target = policy.floor
-        self.warmup = warmup
+        self.warmup = warmup  # a guess until the first measured warm-up replaces it
+        self._warmed = False
         self._sum = 0.0  # over policy.window
         self._rise = 0.0  # over policy.rise_window
         self._at = now
@@ -88,7 +89,9 @@ class Sizer:
     def warmed(self, seconds: float) -> None:
         """A member took `seconds` from its create to ready."""
         if seconds > 0 and math.isfinite(seconds):
-            self.warmup = 0.7 * self.warmup + 0.3 * seconds
+            first = not self._warmed
+            self.warmup = seconds if first else 0.7 * self.warmup + 0.3 * seconds
+            self._warmed = True
 
     def tick(self, now: float) -> Retarget | None:
         """Decay one step if it is due (see `next_tick`)."""
