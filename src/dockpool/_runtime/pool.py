@@ -209,8 +209,7 @@ class ContainerPool:
                 if cancel is not None and cancel.is_set():  # no cold start for one that left
                     raise ClaimError(f"claim {session!r}: cancelled")
                 wait = rt.state.config.ready_timeout if timeout is None else timeout
-                with rt.state.cold_starting():
-                    lease = cold_start(rt.executor, session, started, wait, cancel)
+                lease = cold_start(rt.executor, session, started, wait, cancel)
         rt.autosize.claimed(hit=lease.from_pool)
         return lease
 

@@ -92,7 +92,6 @@ class PoolState:
         #: claims (and their cold starts) running in this process: refill creates wait for
         #: them to end, at most `refill_yield` seconds (claims before upkeep, no starvation)
         self.claims_in_flight = 0
-        self.cold_in_flight = 0  # of which cold starts (creating, booting, claiming)
         self.refill_yield = REFILL_YIELD
         self.warmup = 0.0  # seconds from create to ready, recently (AutoSize keeps it)
 
@@ -148,25 +147,12 @@ class PoolState:
                 self.claims_in_flight -= 1
                 self.changed.notify_all()
 
-    @contextlib.contextmanager
-    def cold_starting(self) -> Iterator[None]:
-        """Count a cold start in flight (inside `claiming`)."""
-        with self.lock:
-            self.cold_in_flight += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.cold_in_flight -= 1
-                self.changed.notify_all()
-
     @property
     def yield_bound(self) -> float:
-        """How long a refill create waits at most for the claims in flight: while a cold start
-        runs, as long as a cold start may take (ready_timeout; its boot gets the machine
-        first); otherwise refill_yield, or 1.5 x the recent warm-up if that is longer."""
-        if self.cold_in_flight:
-            return self.config.ready_timeout
+        """How long a refill create waits at most for the claims in flight: refill_yield, or
+        1.5 x the recent warm-up if that is longer (within ready_timeout). Bounded, and short:
+        a refill member waiting here holds a place under max_containers, which a cold start
+        in flight may be waiting for."""
         longer = min(WARMUP_YIELD * self.warmup, self.config.ready_timeout)
         return max(self.refill_yield, longer)
 
