@@ -4,8 +4,10 @@ deterministically on the in-memory engine (hooks pause the fake engine at the ra
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -185,6 +187,60 @@ def test_cancelled_aclaim_after_its_rename_removes_what_nobody_received(
         await asyncio.sleep(0.2)  # the claim's thread finishes; its done-callback runs here
 
     asyncio.run(main())
+    assert wait_for(lambda: named(docker, "s1") is None)
+
+
+def test_a_burst_of_cold_aclaims_does_not_queue_behind_the_loops_executor(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """Cold starts awaited at once all run at once: an aclaim that waits for its cold start
+    holds a thread, and the loop's default executor (here 2 threads) would queue the rest."""
+    docker.auto_healthy = False  # every cold start waits until the test lets it be healthy
+    pool = make_pool(0)
+
+    def creates() -> list[str]:
+        return [n for op, n in docker.calls if op == "create" and n.startswith("dockpool-fake-")]
+
+    async def main() -> list[Lease]:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))
+        tasks = [asyncio.ensure_future(pool.aclaim(f"s{i}", timeout=10)) for i in range(4)]
+        with ThreadPoolExecutor(1) as own:  # not the default executor: it is what is tested
+            waiting = functools.partial(wait_for, lambda: len(creates()) == 4)
+            all_created = await asyncio.get_running_loop().run_in_executor(own, waiting)
+        for c in members(docker):
+            docker.set_health(c.id, "healthy")
+        leases = await asyncio.gather(*tasks)
+        assert all_created, f"only {len(creates())} of 4 cold starts ran at once"
+        return leases
+
+    leases = asyncio.run(main())
+    assert sorted(lease.name for lease in leases) == ["s0", "s1", "s2", "s3"]
+    assert len({lease.container_id for lease in leases}) == 4
+
+
+def test_a_claim_that_ends_after_its_loop_closed_is_removed(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """The loop of an aclaim closed while its rename ran (asyncio.run returned): the renamed
+    container reaches nobody, so it is removed, by the claim's own thread."""
+    pool = make_pool(1)
+    pool.wait_until_full(timeout=5)
+    renaming, go = threading.Event(), threading.Event()
+
+    def pause_at_the_rename(old: str, new: str) -> None:
+        if new == "s1":
+            renaming.set()
+            go.wait(5)
+
+    docker.on_rename = pause_at_the_rename
+
+    async def main() -> None:
+        task = asyncio.ensure_future(pool.aclaim("s1"))  # cancelled as the loop ends
+        await asyncio.to_thread(renaming.wait, 5)
+        assert not task.done()
+
+    asyncio.run(main())
+    go.set()
     assert wait_for(lambda: named(docker, "s1") is None)
 
 

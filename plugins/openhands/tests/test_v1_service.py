@@ -57,8 +57,9 @@ async def test_pooled_sandbox_lifecycle(
         for row in docker_api.containers(filters={"label": f"{POOL_LABEL}={pool.name}"})
     )
 
-    # An empty pool (size 0, its own name): the stock cold path serves the sandbox.
-    empty = make_service(http, PoolRegistry(), PoolSettings(size=0, name=pool_name_for("empty")))
+    # An empty pool (size 0, its own name) that leaves misses to OpenHands: the stock path.
+    stock_misses = PoolSettings(size=0, name=pool_name_for("empty"), pool_cold_starts=False)
+    empty = make_service(http, PoolRegistry(), stock_misses)
     cold = await empty.start_sandbox()
     assert cold.id.startswith(PREFIX)
     assert POOL_LABEL not in container(docker_api, cold.id)["Config"]["Labels"]
@@ -122,18 +123,23 @@ async def test_pooled_sandbox_lifecycle(
 async def test_burst_of_claims(
     docker_api: Any, registry: PoolRegistry, http: httpx.AsyncClient
 ) -> None:
-    """Concurrent starts: each gets its own member (distinct names, keys and ports)."""
+    """Concurrent starts, one more than the pool holds: each gets its own member (distinct
+    names, keys and ports), the one too many a cold start of the pool's, all answering."""
     settings = PoolSettings(size=2, name=pool_name_for("burst"))
     service = make_service(http, registry, settings)
     pool = await service.prepare_pool()
     assert pool is not None
     await wait_full(pool)
-    infos = await asyncio.gather(service.start_sandbox(), service.start_sandbox())
-    assert pool.stats().hits == 2
-    assert len({i.id for i in infos}) == 2
-    assert len({i.session_api_key for i in infos}) == 2
-    assert len({agent_url(i) for i in infos}) == 2
+    infos = await asyncio.gather(*(service.start_sandbox() for _ in range(3)))
+    stats = pool.stats()
+    assert (stats.hits, stats.misses) == (2, 1)  # the third was cold-started by the pool
+    assert len({i.id for i in infos}) == 3
+    assert len({i.session_api_key for i in infos}) == 3
+    assert len({agent_url(i) for i in infos}) == 3
     for info in infos:
+        # handed over answering, so OpenHands' startup grace cannot fail any of them
+        assert info.status == SandboxStatus.RUNNING
+        assert container(docker_api, info.id)["Config"]["Labels"][POOL_LABEL] == pool.name
         assert await answers(http, info)
         assert await service.delete_sandbox(info.id)
 

@@ -45,6 +45,7 @@ from dockpool._runtime.lease import Lease, PoolStats
 from dockpool._runtime.reload import apply_config, describe
 from dockpool._runtime.runtime import Runtime
 from dockpool._runtime.state import Lifecycle
+from dockpool._runtime.workers import in_own_thread
 
 
 class ContainerPool:
@@ -223,15 +224,15 @@ class ContainerPool:
         return claim_from_pool(rt.executor, session_name, time.perf_counter())
 
     async def aclaim(self, session_name: str, *, timeout: float | None = None) -> Lease:
-        """`claim` for asyncio hosts: runs in a worker thread, never blocks the event loop.
+        """`claim` for asyncio hosts: runs in a thread of its own, never blocks the event loop.
 
         If the awaiting task is cancelled, the claim stops before its rename if it can; a
         container renamed for it all the same is removed (it was never handed to anyone).
         """
         cancel = threading.Event()
-        loop = asyncio.get_running_loop()
         job = functools.partial(self._claim, session_name, timeout, cancel)
-        future = loop.run_in_executor(None, job)
+        loop = asyncio.get_running_loop()
+        future = in_own_thread(loop, job, f"dockpool-{self.name}-claim", self._undo)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -240,11 +241,12 @@ class ContainerPool:
             raise
 
     def _undo_cancelled(self, future: asyncio.Future[Lease]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        lease = future.result()
+        if not future.cancelled() and future.exception() is None:
+            self._undo(future.result())
+
+    def _undo(self, lease: Lease) -> None:
         rt = self._rt
-        logger.warning("claim {}: its caller was cancelled; removing {} (never handed out)",
+        logger.warning("claim {}: its caller went away; removing {} (never handed out)",
                        lease.name, lease.container_id[:12])  # fmt: skip
         if rt is not None:
             rt.executor.removes.submit(functools.partial(rt.discard_unclaimed_lease, lease))

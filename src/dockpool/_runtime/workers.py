@@ -4,18 +4,23 @@ The pool runs Docker calls here (creates with `create_concurrency` workers, remo
 few more) so that the reconciler thread never blocks on the engine. Unlike
 `concurrent.futures.ThreadPoolExecutor`, `stop(timeout)` returns after at most `timeout`
 seconds and reports whether every thread ended, which the pool's shutdown relies on.
+
+`in_own_thread` runs one blocking call for an asyncio caller in a thread of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from loguru import logger
 
 _STOP = object()
+T = TypeVar("T")
 
 
 class Workers:
@@ -74,3 +79,50 @@ class Workers:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
+
+
+def in_own_thread(
+    loop: asyncio.AbstractEventLoop,
+    job: Callable[[], T],
+    name: str,
+    undelivered: Callable[[T], None],
+) -> asyncio.Future[T]:
+    """`job()` in a new daemon thread; its outcome as a future of `loop`.
+
+    Not the loop's default executor: it has min(32, cores + 4) threads (6 on 2 cores), and a
+    claim that waits for a cold start holds its thread for up to ready_timeout, so a burst of
+    cold starts would queue every later claim (and the host's own `to_thread` calls) behind
+    them. If the loop is gone when `job` returns, its result reaches nobody: `undelivered`
+    gets it (in this thread).
+    """
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, outcome: object) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(outcome)  # type: ignore[arg-type]
+        else:
+            assert isinstance(outcome, BaseException)
+            future.set_exception(outcome)
+
+    def run() -> None:
+        try:
+            result = job()
+        except BaseException as exc:  # handed to the awaiting caller, as an executor would
+            _post(loop, settle, False, exc)
+            return
+        if not _post(loop, settle, True, result):
+            undelivered(result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+def _post(loop: asyncio.AbstractEventLoop, settle: Callable[[bool, object], None],
+          ok: bool, outcome: object) -> bool:  # fmt: skip
+    try:
+        loop.call_soon_threadsafe(settle, ok, outcome)
+    except RuntimeError:  # the loop is closed
+        return False
+    return True

@@ -27,6 +27,10 @@ class PoolSettings:
 
     size: int = 2
     name: str = "openhands"
+    #: On a miss, the pool cold-starts the sandbox itself and hands it over once its agent
+    #: server answers (refills wait for it); False: OpenHands' own cold path, whose start
+    #: task fails a server that misses the startup grace (15 s), as a burst on a small host does.
+    pool_cold_starts: bool = True
     config_path: Path | None = None
     max_containers: int = 16
     create_concurrency: int = 2

@@ -91,11 +91,26 @@ class PoolRegistry:
             lease = pool.try_claim(name)
         except PoolClosedError:
             return None
-        if lease is None:
+        if lease is not None:
+            self._record(lease)
+        return lease
+
+    async def claim(self, pool: ContainerPool, name: str) -> Lease | None:
+        """A ready member of `pool` renamed to `name`, or else `pool`'s own cold start, handed
+        over once it answers (up to the pool's ready_timeout); None when the pool is closed.
+        DockpoolError when neither could serve it."""
+        try:
+            if not pool.started:
+                return None
+            lease = await pool.aclaim(name)
+        except PoolClosedError:
             return None
+        self._record(lease)
+        return lease
+
+    def _record(self, lease: Lease) -> None:
         with self._lock:
             self._claims[lease.container_id] = (lease.name, datetime.now(UTC))
-        return lease
 
     def claimed_at(self, container_id: str) -> datetime | None:
         """When this process claimed the container (None: not claimed here)."""

@@ -70,6 +70,16 @@ class PooledDockerSandboxServiceInjector(DockerSandboxServiceInjector):
         description="Replace a warm sandbox after this many seconds (0: never).",
     )
 
+    pool_cold_starts: bool = Field(
+        default=True,
+        description=(
+            "On a miss (no warm sandbox ready), the pool cold-starts the sandbox and hands it "
+            "over once its agent server answers, and refills wait for it. False: OpenHands' "
+            "own cold path, whose start task fails a server that misses the startup grace. "
+            "Configure via OH_SANDBOX_POOL_COLD_STARTS."
+        ),
+    )
+
     def pool_settings(self) -> PoolSettings | None:
         """The pool's settings; None (the stock service) for size 0 without a config file."""
         if self.pool_size == 0 and not self.pool_config:
@@ -79,6 +89,7 @@ class PooledDockerSandboxServiceInjector(DockerSandboxServiceInjector):
             name=self.pool_name,
             config_path=Path(self.pool_config) if self.pool_config else None,
             max_age=self.pool_max_age,
+            pool_cold_starts=self.pool_cold_starts,
         )
 
     async def inject(

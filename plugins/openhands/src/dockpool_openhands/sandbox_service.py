@@ -2,8 +2,11 @@
 
 Only `start_sandbox` changes what happens: it renames a warm, healthy pool member (made with
 exactly the arguments the stock service would use for that sandbox spec) to
-`<container_name_prefix><sandbox_id>` and reports it RUNNING at once. With no ready member (or
-no pool), it is the stock cold path, `super().start_sandbox`. Everything else is read back from
+`<container_name_prefix><sandbox_id>` and reports it RUNNING at once. With no ready member, the
+pool cold-starts one for the sandbox and hands it over once its agent server answers (so the
+start task's startup grace never fails it, and refills wait for it: see dockpool's "claims
+first"); with `pool_cold_starts=False`, or no pool, or if that fails, it is the stock cold
+path, `super().start_sandbox`. Everything else is read back from
 the container by name, as the stock service does; unclaimed members are named
 `dockpool-<pool>-...`, which never matches the service's prefix, so OpenHands never sees them.
 
@@ -126,7 +129,8 @@ class PooledDockerSandboxService(DockerSandboxService):
             _logger.debug(f"dockpool: not pooling: {why_not}")
             return None
         request = (sandbox_spec_id, self.default_sandbox_spec_id, self.container_name_prefix)
-        if self.registry.known_empty(request):
+        cold_here = self.pool_settings.pool_cold_starts
+        if not cold_here and self.registry.known_empty(request):
             return None  # its pool has no ready member: the stock path as it is
         sandbox_spec = await resolve_sandbox_spec(
             sandbox_spec_id, self.default_sandbox_spec_id, self.sandbox_spec_service, _logger
@@ -139,13 +143,17 @@ class PooledDockerSandboxService(DockerSandboxService):
             sandbox_id = base62.encodebytes(os.urandom(16))
         name = f"{self.container_name_prefix}{sandbox_id}"
         try:
-            lease = await asyncio.to_thread(self.registry.try_claim, pool, name)
+            if cold_here:
+                lease = await self.registry.claim(pool, name)
+            else:
+                lease = await asyncio.to_thread(self.registry.try_claim, pool, name)
         except DockpoolError as exc:
-            _logger.warning(f"dockpool: claim of {name} failed, cold start instead: {exc}")
+            _logger.warning(f"dockpool: claim of {name} failed, OpenHands' cold start: {exc}")
             return None
         if lease is None:
             return None
-        _logger.info(f"dockpool: {name} from pool {pool.name} in {lease.seconds:.3f} s")
+        how = "from pool" if lease.from_pool else "cold-started by pool"
+        _logger.info(f"dockpool: {name} {how} {pool.name} in {lease.seconds:.3f} s")
         # The stock service pauses down to max-1 before it starts one; the claimed sandbox
         # already runs (and is the newest), so the limit here is max. Warm members are capped
         # so that running + warm <= max, hence this is rarely over: count cheaply first, and
