@@ -3,6 +3,7 @@
 OpenHands 1.x (the V1 app server), one environment variable:
 
     OH_SANDBOX_KIND=dockpool_openhands.PooledDockerSandboxServiceInjector
+    OH_LIFESPAN_KIND=dockpool_openhands.PooledAppLifespanService  # pools live as the app does
 
 OpenHands 0.62 (the V0 runtime), one line in OpenHands' config.toml:
 
@@ -21,6 +22,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "PooledAppLifespanService": "dockpool_openhands.lifespan",
     "PooledDockerSandboxServiceInjector": "dockpool_openhands.sandbox_injector",
     "PooledDockerSandboxService": "dockpool_openhands.sandbox_service",
     "PooledDockerRuntime": "dockpool_openhands.runtime_v0",
