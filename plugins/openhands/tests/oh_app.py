@@ -1,0 +1,164 @@
+"""The real OpenHands 1.x app server as a subprocess, driven over HTTP as its web front end does.
+
+Shared by the end-to-end test (test_v1_app_server.py) and the benchmark (bench_app.py). Facts
+it relies on (openhands-ai 1.11.0): settings are `POST /api/v1/settings` with an
+`agent_settings_diff` (a dummy model is enough: no message is sent); a conversation starts with
+`POST /api/v1/app-conversations` and its start task is read with
+`GET /api/v1/app-conversations/start-tasks?ids=...`; `DELETE /api/v1/sandboxes/{id}` wants
+`?sandbox_id=` too; the server throttles a client at about 10 requests per second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from oh_common import AGENT_IMAGE
+
+PHASES = (
+    "WORKING",
+    "WAITING_FOR_SANDBOX",
+    "PREPARING_REPOSITORY",
+    "RUNNING_SETUP_SCRIPT",
+    "SETTING_UP_GIT_HOOKS",
+    "SETTING_UP_SKILLS",
+    "STARTING_CONVERSATION",
+    "READY",
+)
+#: Between two reads of the start tasks (the server throttles at about 10 requests/s).
+POLL = 0.15
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def app_env(
+    persistence: Path, port: int, prefix: str, *, pool: str | None, size: int = 1,
+    lifespan: bool = True, image: str = AGENT_IMAGE,
+) -> dict[str, str]:  # fmt: skip
+    """The app server's environment: the plugin (pool `pool`), or the stock Docker service
+    (`pool=None`), selected by environment variables only."""
+    spec = {"id": image, "command": ["--port", "8000"], "working_dir": "/workspace/project"}
+    env = {
+        **os.environ,
+        "OH_SANDBOX_KIND": "DockerSandboxServiceInjector",
+        "OH_SANDBOX_CONTAINER_NAME_PREFIX": prefix,
+        # agent servers call back at host.docker.internal:<host_port>: where this one listens
+        "OH_SANDBOX_HOST_PORT": str(port),
+        # this machine may be a container (/.dockerenv): keep sandbox URLs on 127.0.0.1
+        "OH_SANDBOX_CONTAINER_URL_PATTERN": "http://127.0.0.1:{port}",
+        "OH_SANDBOX_SPEC_KIND": "DockerSandboxSpecServiceInjector",
+        "OH_SANDBOX_SPEC_PULL_IF_MISSING": "0",
+        "OH_SANDBOX_SPEC_SPECS": json.dumps([spec]),
+        "OH_PERSISTENCE_DIR": str(persistence),
+        "SERVE_FRONTEND": "false",
+        "OPENHANDS_SUPPRESS_BANNER": "1",
+    }
+    if pool is not None:
+        env["OH_SANDBOX_KIND"] = "dockpool_openhands.PooledDockerSandboxServiceInjector"
+        env["OH_SANDBOX_POOL_SIZE"] = str(size)
+        env["OH_SANDBOX_POOL_NAME"] = pool
+        if lifespan:
+            env["OH_LIFESPAN_KIND"] = "dockpool_openhands.PooledAppLifespanService"
+    return env
+
+
+class AppServer:
+    """`uvicorn openhands.app_server.app:app` on 0.0.0.0:`port`, its output in `log`."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path, workers: int = 1) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        cmd = [sys.executable, "-m", "uvicorn", "openhands.app_server.app:app",
+               "--host", "0.0.0.0", "--port", str(port)]  # fmt: skip
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def wait_up(self, timeout: float = 180.0) -> float:
+        """Seconds until `/health` answers."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"app server exited: {self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"app server not up in {timeout} s: {self.tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def configure_llm(http: httpx.Client) -> None:
+    diff = {"llm": {"model": "openai/dockpool-dummy", "api_key": "dummy"}}
+    answer = http.post("/api/v1/settings", json={"agent_settings_diff": diff})
+    assert answer.status_code < 300, answer.text
+
+
+def start_conversation(http: httpx.Client) -> str:
+    """Start a conversation; the ID of its start task."""
+    answer = http.post("/api/v1/app-conversations", json={})
+    assert answer.status_code < 300, answer.text
+    return str(answer.json()["id"])
+
+
+Tasks = dict[str, dict[str, Any]]
+
+
+def follow(http: httpx.Client, tasks: list[str], timeout: float = 300.0) -> Tasks:
+    """Read the start tasks until each is READY or ERROR. Per task: `seen` (phase -> seconds
+    from this call to the first read that showed it), `status`, `sandbox_id`, `detail`."""
+    started = time.monotonic()
+    out: Tasks = {t: {"seen": {}, "status": None} for t in tasks}
+    pending = set(tasks)
+    while pending and time.monotonic() - started < timeout:
+        answer = http.get("/api/v1/app-conversations/start-tasks", params={"ids": sorted(pending)})
+        if answer.status_code == 429:
+            time.sleep(1.0)
+            continue
+        assert answer.status_code == 200, answer.text
+        now = time.monotonic() - started
+        for task in answer.json():
+            if not task:
+                continue
+            got = out[task["id"]]
+            got["seen"].setdefault(task["status"], now)
+            got.update(status=task["status"], sandbox_id=task.get("sandbox_id"),
+                       detail=task.get("detail"))  # fmt: skip
+            if task["status"] in ("READY", "ERROR"):
+                pending.discard(task["id"])
+        time.sleep(POLL)
+    for task in pending:
+        out[task]["status"] = "TIMEOUT"
+    return out
+
+
+def delete_sandbox(http: httpx.Client, sandbox_id: str) -> None:
+    answer = http.delete(f"/api/v1/sandboxes/{sandbox_id}", params={"sandbox_id": sandbox_id})
+    assert answer.status_code < 300, answer.text
