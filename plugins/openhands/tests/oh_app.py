@@ -23,6 +23,9 @@ from typing import Any
 import httpx
 from oh_common import AGENT_IMAGE
 
+from dockpool import POOL_LABEL
+from dockpool._core.spec import ROLE_LABEL
+
 PHASES = (
     "WORKING",
     "WAITING_FOR_SANDBOX",
@@ -56,6 +59,8 @@ def app_env(
         "OH_SANDBOX_CONTAINER_NAME_PREFIX": prefix,
         # agent servers call back at host.docker.internal:<host_port>: where this one listens
         "OH_SANDBOX_HOST_PORT": str(port),
+        # room for the runs' sandboxes and the pool: the pool yields to running sandboxes
+        "OH_SANDBOX_MAX_NUM_SANDBOXES": "20",
         # this machine may be a container (/.dockerenv): keep sandbox URLs on 127.0.0.1
         "OH_SANDBOX_CONTAINER_URL_PATTERN": "http://127.0.0.1:{port}",
         "OH_SANDBOX_SPEC_KIND": "DockerSandboxSpecServiceInjector",
@@ -162,3 +167,38 @@ def follow(http: httpx.Client, tasks: list[str], timeout: float = 300.0) -> Task
 def delete_sandbox(http: httpx.Client, sandbox_id: str) -> None:
     answer = http.delete(f"/api/v1/sandboxes/{sandbox_id}", params={"sandbox_id": sandbox_id})
     assert answer.status_code < 300, answer.text
+
+
+def warm(api: Any, pool_prefix: str) -> list[dict[str, Any]]:
+    """Unclaimed members (named dockpool-...) of the pools whose names start with the prefix."""
+    return [
+        row
+        for row in api.containers(all=True)
+        if (row.get("Labels") or {}).get(POOL_LABEL, "").startswith(pool_prefix)
+        and (row.get("Labels") or {}).get(ROLE_LABEL) == "member"
+        and any(str(n).lstrip("/").startswith("dockpool-") for n in row.get("Names") or ())
+    ]
+
+
+def answering(row: dict[str, Any], port: int = 8000) -> bool:
+    """The member's agent server answers `/ready` on its published port (what dockpool's
+    readiness probe asks: within its 50 ms interval the member is ready for a claim). Docker's
+    own "(healthy)" may come much later: engines before API 1.44 ignore `start_interval`."""
+    for binding in row.get("Ports") or ():
+        if binding.get("PrivatePort") == port and binding.get("PublicPort"):
+            try:
+                url = f"http://127.0.0.1:{binding['PublicPort']}/ready"
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+    return False
+
+
+def wait_warm(api: Any, pool_prefix: str, size: int, timeout: float = 300.0) -> None:
+    """Until `size` unclaimed members answer."""
+    deadline = time.monotonic() + timeout
+    while sum(answering(r) for r in warm(api, pool_prefix)) < size:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pool {pool_prefix}: {size} members not answering in {timeout} s")
+        time.sleep(0.25)
+    time.sleep(0.5)  # dockpool's probe runs every 50 ms: let it see them

@@ -21,11 +21,12 @@ from oh_app import (
     follow,
     free_port,
     start_conversation,
+    wait_warm,
+    warm,
 )
 from oh_common import AGENT_IMAGE, RUN, pool_name_for, require_image
 
 from dockpool import POOL_LABEL
-from dockpool._core.spec import ROLE_LABEL
 
 pytestmark = pytest.mark.oh1
 
@@ -40,21 +41,6 @@ def servers() -> Iterator[list[AppServer]]:
     yield started
     for server in started:
         server.kill()
-
-
-def rows(api: Any, pool: str) -> list[dict[str, Any]]:
-    return list(api.containers(all=True, filters={"label": f"{POOL_LABEL}={pool}"}))
-
-
-def warm(api: Any, pool_prefix: str) -> list[dict[str, Any]]:
-    """Unclaimed members (named dockpool-...) of the pool whose name starts with the prefix."""
-    return [
-        r
-        for r in api.containers(all=True)
-        if (r.get("Labels") or {}).get(POOL_LABEL, "").startswith(pool_prefix)
-        and any(str(n).lstrip("/").startswith("dockpool-") for n in r.get("Names") or ())
-        and (r.get("Labels") or {}).get(ROLE_LABEL) == "member"
-    ]
 
 
 def wait_for(check: Any, timeout: float, what: str) -> Any:
@@ -85,9 +71,7 @@ def test_pool_follows_the_app_servers_life(
 
     with httpx.Client(base_url=server.url, timeout=120) as http:
         configure_llm(http)
-        wait_for(lambda: "(healthy)" in " ".join(r["Status"] for r in warm(docker_api, pool)),
-                 180, "the warm member healthy")  # fmt: skip
-        time.sleep(1.0)  # dockpool's own readiness probe follows the health check
+        wait_warm(docker_api, pool, 1, timeout=180)
         task = start_conversation(http)
         [got] = follow(http, [task]).values()
         assert got["status"] == "READY", got

@@ -40,7 +40,7 @@ class PooledAppLifespanService(OssAppLifespanService):
     drain_timeout: float = 30.0
 
     async def __aenter__(self) -> PooledAppLifespanService:
-        await super().__aenter__()
+        await super().__aenter__()  # type: ignore[no-untyped-call]
         if self.warm_at_start:
             await warm_default_pool()
         return self
@@ -50,7 +50,7 @@ class PooledAppLifespanService(OssAppLifespanService):
             await asyncio.to_thread(REGISTRY.close_all, self.drain_timeout)
             _logger.info("dockpool: pools drained (unclaimed members removed)")
         finally:
-            await super().__aexit__(exc_type, exc_value, traceback)
+            await super().__aexit__(exc_type, exc_value, traceback)  # type: ignore[no-untyped-call]
 
 
 async def warm_default_pool() -> None:
