@@ -83,6 +83,7 @@ class FakeContainer:
     status: str = "created"
     health: str | None = None
     ports: dict[int, int] = attrs.Factory(dict)
+    env: dict[str, str] = attrs.Factory(dict)
 
 
 class FakeAttach:
@@ -200,6 +201,7 @@ class FakeDocker:
                     cid, name, {**spec.labels, **labels}, has_health=spec.healthcheck is not None
                 )
                 c.ports = {p: next(self._ports) for p in spec.ports}
+                c.env = {**spec.environment, **{k: f"secret-{cid[-4:]}" for k in spec.random_env}}
                 self.containers[cid] = c
                 self.max_total = max(self.max_total, len(self.containers))
         finally:
@@ -290,7 +292,9 @@ class FakeDocker:
         return rows
 
     def _view(self, c: FakeContainer) -> ContainerView:
-        return ContainerView(c.id, c.name, c.status, c.health, dict(c.labels), dict(c.ports))
+        return ContainerView(
+            c.id, c.name, c.status, c.health, dict(c.labels), dict(c.ports), dict(c.env)
+        )
 
 
 _: type[EngineApi] = FakeDocker  # the fake must keep the adapter's interface

@@ -25,7 +25,14 @@ from dockpool._core.errors import (
 )
 from dockpool._core.events import ContainerEvent
 from dockpool._core.machine import State
-from dockpool._core.spec import POOL_LABEL, SPEC_LABEL, ContainerSpec, HealthCheck, Readiness
+from dockpool._core.spec import (
+    POOL_LABEL,
+    SPEC_LABEL,
+    ContainerSpec,
+    HealthCheck,
+    Readiness,
+    WarmUpRequest,
+)
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.lease import Lease, PoolStats
 from dockpool._runtime.pool import ContainerPool
@@ -60,6 +67,7 @@ __all__ = [
     "PoolTimeoutError",
     "Readiness",
     "State",
+    "WarmUpRequest",
     "__version__",
     "signals",
 ]

@@ -20,6 +20,7 @@ EVENTS: dict[str, m.Event] = {
     "start_failed": m.StartFailed("port taken"),
     "healthy": m.Healthy(),
     "answered": m.Answered(),
+    "warm_up_failed": m.WarmUpFailed("POST /api/bash: HTTP 500"),
     "unhealthy": m.Unhealthy(),
     "died": m.Died(3),
     "oom": m.Oom(),
@@ -64,6 +65,7 @@ EXPECTED: dict[State, dict[str, tuple[State, list[type]] | None]] = {
     State.WARMING: {
         "healthy": (State.READY, [m.Notify]),
         "answered": (State.READY, [m.Notify]),
+        "warm_up_failed": LOST_EARLY,
         "unhealthy": LOST_EARLY,
         "died": LOST_EARLY,
         "oom": LOST_EARLY,

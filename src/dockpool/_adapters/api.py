@@ -26,6 +26,7 @@ class ContainerView:
     health: str | None  # None (no health check), starting, healthy, unhealthy
     labels: Mapping[str, str]
     ports: Mapping[int, int] = attrs.field(factory=dict)  # container port -> host port (tcp)
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # from inspect only
 
     @property
     def running(self) -> bool:

@@ -238,6 +238,7 @@ class DockerAdapter:
             health=health or None,
             labels=(info.get("Config") or {}).get("Labels") or {},
             ports=_ports((info.get("NetworkSettings") or {}).get("Ports") or {}),
+            env=_env((info.get("Config") or {}).get("Env") or []),
         )
 
     def list(self, labels: Mapping[str, str]) -> list[ContainerView]:
@@ -298,3 +299,8 @@ def _from_row(row: Mapping[str, Any]) -> ContainerView:
         labels=row.get("Labels") or {},
         ports=ports,
     )
+
+
+def _env(items: list[str]) -> dict[str, str]:
+    """Config.Env ("KEY=value" strings) as a mapping."""
+    return dict(item.split("=", 1) for item in items if "=" in item)

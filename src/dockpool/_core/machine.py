@@ -62,6 +62,7 @@ from dockpool._core.member_events import (
     Started,
     StartFailed,
     Unhealthy,
+    WarmUpFailed,
 )
 
 __all__ = [
@@ -70,8 +71,8 @@ __all__ = [
     "Destroyed", "Died", "Discard", "Effect", "Effects", "Event", "Failure", "Healthy", "Member",
     "MemberKey", "Notify", "Observed", "Oom", "Paused", "Probe", "Remove", "Rename", "Renamed",
     "Replace", "RetireRequested",
-    "Start", "StartFailed", "Started", "State", "Unhealthy", "discover", "provision",
-    "transition",
+    "Start", "StartFailed", "Started", "State", "Unhealthy", "WarmUpFailed", "discover",
+    "provision", "transition",
 ]  # fmt: skip
 
 MemberKey = NewType("MemberKey", str)
@@ -107,6 +108,7 @@ class Member:
     container_id: ContainerId | None = None
     needs_health: bool = True
     probed: bool = False  # ready when dockpool's readiness probe answers (see spec.Readiness)
+    warms: bool = False  # ...and its warm-up ran: then only the probe makes it ready
     born: float = 0.0  # pool clock time of provisioning (for max_age)
     fingerprint: str = ""  # the spec it is made of (a config reload can change the pool's spec)
     dead: bool = False  # died while a claim's rename was in flight
@@ -122,6 +124,7 @@ def provision(
     fingerprint: str = "",
     reserved_for: str | None = None,
     probed: bool = False,
+    warms: bool = False,
 ) -> tuple[Member, Effects]:
     """A new member, and the effect that makes its container."""
     member = Member(
@@ -129,6 +132,7 @@ def provision(
         name=name,
         needs_health=needs_health,
         probed=probed,
+        warms=warms,
         born=now,
         fingerprint=fingerprint,
         reserved_for=reserved_for,
@@ -146,10 +150,13 @@ def discover(
     current: str,
     now: float,
     probed: bool = False,
+    warms: bool = False,
 ) -> tuple[Member, Effects]:
     """The record of a container this process did not create, from what the engine showed.
 
-    A healthy member of the current spec is adopted as ready, one still warming as warming;
+    A healthy member of the current spec is adopted as ready (warmed again first if the spec
+    has a warm-up: whoever made it may have died before its warm-up ended), one still warming
+    as warming;
     anything else (another spec, never started, exited, paused, unhealthy) is retired. A
     retiring member is removed only by the upkeep leader and only while holding its lock, so
     a cold start in flight elsewhere (it holds its member's lock from before its create) is
@@ -162,17 +169,18 @@ def discover(
         container_id=container_id,
         needs_health=needs_health,
         probed=probed,
+        warms=warms,
         born=now,
         fingerprint=fingerprint,
     )
     healthy = seen.health == "healthy" or (seen.health is None and not needs_health)
     if fingerprint != current:
         why = "made of an older spec"
-    elif seen.status == "running" and seen.health == "healthy":
+    elif seen.status == "running" and seen.health == "healthy" and not warms:
         return _to(member, State.READY, Notify("member_ready", "adopted"))
     elif seen.status == "running" and probed and seen.health != "unhealthy":
         return _to(member, State.WARMING, Probe(), Notify("member_started", "discovered"))
-    elif seen.status == "running" and healthy:
+    elif seen.status == "running" and healthy and not warms:
         return _to(member, State.READY, Notify("member_ready", "adopted"))
     elif seen.status == "running" and seen.health == "starting":
         return _to(member, State.WARMING, Notify("member_started", "discovered"))
@@ -300,10 +308,14 @@ def _running(member: Member, event: Event) -> tuple[Member, Effects]:
         case StartFailed(reason) if state is State.STARTING:
             return _to(member, State.RETIRING, Remove(), Failure(reason),
                        Notify("member_failed", reason))  # fmt: skip
-        case Healthy() if state is not State.READY:
+        case Healthy() if state is State.STARTING and member.warms:
+            return _to(member, State.WARMING, Probe(), Notify("member_started"))
+        case Healthy() if state is not State.READY and not member.warms:
             return _to(member, State.READY, Notify("member_ready"))
         case Answered() if state is State.WARMING:
             return _to(member, State.READY, Notify("member_ready", "answered"))
+        case WarmUpFailed(reason) if state is State.WARMING:
+            return _lost(member, f"warm-up failed: {reason}", failed=True)
         case Unhealthy():
             return _lost(member, "unhealthy", failed=early)
         case Died(exit_code):

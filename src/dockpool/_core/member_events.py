@@ -52,6 +52,13 @@ class Answered:
 
 
 @attrs.frozen
+class WarmUpFailed:
+    """A request of the member's warm-up (spec.Readiness.warmup) failed or took too long."""
+
+    reason: str
+
+
+@attrs.frozen
 class Unhealthy:
     """Docker reported `health_status: unhealthy`."""
 
@@ -131,8 +138,8 @@ class Observed:
 
 
 Event: TypeAlias = (
-    Created | CreateFailed | Started | StartFailed | Healthy | Answered | Unhealthy | Died | Oom
-    | Destroyed
+    Created | CreateFailed | Started | StartFailed | Healthy | Answered | WarmUpFailed
+    | Unhealthy | Died | Oom | Destroyed
     | Renamed | Paused | ClaimRequested | ClaimSucceeded | ClaimFailed | RetireRequested | Observed
 )  # fmt: skip
 EVENT_TYPES: tuple[type, ...] = Event.__args__

@@ -94,6 +94,39 @@ class HealthCheck:
             raise ValueError("healthcheck start_interval must be > 0 seconds")
 
 
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+@attrs.frozen
+class WarmUpRequest:
+    """One request of a member's warm-up: <method> to its readiness port, at `path`.
+
+    `body` is JSON text, sent as application/json. `env_headers` maps a header to the name of
+    one of the member's environment variables, whose value the header carries (a per-member
+    API key from `random_env`, say). A 2xx answer is success.
+    """
+
+    path: str
+    method: str = "GET"
+    body: str | None = None
+    env_headers: Mapping[str, str] = attrs.field(factory=dict, converter=_str_map)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ValueError(f"warm-up path {self.path!r} must start with /")
+        if self.method not in _METHODS:
+            raise ValueError(f"warm-up method {self.method!r} is not one of {sorted(_METHODS)}")
+        if self.body is not None:
+            try:
+                json.loads(self.body)
+            except ValueError as exc:
+                raise ValueError(f"warm-up body of {self.path} is not JSON: {exc}") from exc
+
+
+def _requests(value: Iterable[WarmUpRequest]) -> tuple[WarmUpRequest, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Readiness:
     """dockpool's own readiness probe: GET http://<port_host_ip>:<published port><path>.
@@ -104,21 +137,33 @@ class Readiness:
     With it, Docker's health check (if any) only has to notice a member that dies later, so its
     `interval` can be long (30 s): readiness no longer pays a fast probe for a member's whole
     life. Docker's "healthy" also makes a warming member ready, if it comes first.
+
+    `warmup`: requests sent once, in order, after the probe answered and before the member
+    counts as ready (a server's first use of something is often slow: its first command, its
+    first session). They must all answer 2xx within `warmup_timeout` seconds in all, or the
+    member is replaced (with back-off, as a member that dies while warming). With a warm-up,
+    only the probe makes a member ready, never Docker's "healthy". A member adopted from an
+    earlier process is warmed again, so the requests must be safe to repeat.
     """
 
     port: int
     path: str = "/"
     interval: float = 0.05
     timeout: float = 1.0
+    warmup: tuple[WarmUpRequest, ...] = attrs.field(default=(), converter=_requests)
+    warmup_timeout: float = 60.0
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError(f"readiness port {self.port} is not in 1..65535")
         if not self.path.startswith("/"):
             raise ValueError(f"readiness path {self.path!r} must start with /")
-        for name in ("interval", "timeout"):
+        for name in ("interval", "timeout", "warmup_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"readiness {name} must be > 0 seconds")
+        for step in self.warmup:
+            if not isinstance(step, WarmUpRequest):
+                raise ValueError(f"readiness warmup: {step!r} is not a WarmUpRequest")
 
 
 #: Docker API version from which a health check's `start_interval` is honoured (Engine 25).

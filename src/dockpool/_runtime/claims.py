@@ -205,6 +205,7 @@ def _reserve(
             name,
             needs_health=state.needs_health,
             probed=state.probed,
+            warms=state.warms,
             now=state.clock(),
             fingerprint=state.fingerprint,
             reserved_for=session,

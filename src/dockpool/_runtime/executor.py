@@ -130,6 +130,7 @@ class Executor:
                 seen,
                 needs_health=state.needs_health,
                 probed=state.probed,
+                warms=state.warms,
                 fingerprint=view.labels.get(SPEC_LABEL, ""),
                 current=state.fingerprint,
                 now=state.clock(),

@@ -3,15 +3,18 @@ and the claim's check of a member it renamed.
 
 The machine asks for it (`Probe`) when a member enters WARMING; a short-lived thread then reads
 the member's published port once (inspect) and GETs the readiness path every `interval` until
-it answers 2xx (the machine gets `Answered`: READY) or the member leaves WARMING (died, retired,
-or Docker reported it healthy first). Nothing probes a ready member: after warm-up, Docker's
-slow health check watches liveness, and the claim asks the server once more (`serves`).
+it answers 2xx or the member leaves WARMING (died, retired, or Docker reported it healthy
+first). Then it sends the spec's warm-up requests, if any, in order; the machine gets
+`Answered` (READY) once they all answered, or `WarmUpFailed` (replaced, with back-off).
+Nothing probes a ready member: after warm-up, Docker's slow health check watches liveness, and
+the claim asks the server once more (`serves`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,11 +42,13 @@ class Prober:
         api: EngineApi,
         apply: Callable[[m.MemberKey, m.Event], Any],
         answers: Callable[[str, int, str, float], bool] = http_probe.answers,
+        send: Callable[..., str | None] = http_probe.send,
     ) -> None:
         self.state = state
         self.api = api
         self.apply = apply
         self.answers = answers
+        self.send = send
         self._stop = threading.Event()
         self._threads: set[threading.Thread] = set()
         self._guard = threading.Lock()
@@ -87,7 +92,8 @@ class Prober:
             while self._warming(member):
                 if port is None:
                     try:
-                        ports = self.api.inspect(member.container_id).ports
+                        view = self.api.inspect(member.container_id)
+                        ports = view.ports
                     except ContainerNotFoundError:
                         return  # its destroy event tells the machine
                     except DockerError as exc:
@@ -100,6 +106,11 @@ class Prober:
                                        "check decides", member.name, readiness.port)  # fmt: skip
                         return
                 if self.answers(spec.port_host_ip, port, readiness.path, readiness.timeout):
+                    failure = self._warm_up(member, spec, port, view.env)
+                    if failure is not None:
+                        logger.warning("warming {}: {}", member.name, failure)
+                        self.apply(member.key, m.WarmUpFailed(failure))
+                        return
                     with self._guard:
                         self._ports[(member.key, member.container_id)] = dict(ports)
                     self.apply(member.key, m.Answered())
@@ -108,6 +119,30 @@ class Prober:
         finally:
             with self._guard:
                 self._threads.discard(threading.current_thread())
+
+    def _warm_up(
+        self, member: m.Member, spec: ContainerSpec, port: int, env: Mapping[str, str]
+    ) -> str | None:
+        """Send the spec's warm-up requests in order; None if all answered 2xx in time."""
+        readiness = spec.readiness
+        assert readiness is not None
+        deadline = time.monotonic() + readiness.warmup_timeout
+        for step in readiness.warmup:
+            missing = [v for v in step.env_headers.values() if v not in env]
+            if missing:
+                return f"{step.path}: the member has no variable {missing[0]}"
+            headers = {header: env[var] for header, var in step.env_headers.items()}
+            left = deadline - time.monotonic()
+            if not self._warming(member):
+                return None  # it left WARMING: the machine knows why
+            if left <= 0:
+                return f"not done within warmup_timeout ({readiness.warmup_timeout} s)"
+            failure = self.send(
+                spec.port_host_ip, port, step.method, step.path, step.body, headers, left
+            )
+            if failure is not None:
+                return failure
+        return None
 
     def ports_of(self, member: m.Member) -> Mapping[int, int] | None:
         """The published ports the warm-up probe read for `member` (None: not probed here)."""

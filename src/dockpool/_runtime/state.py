@@ -65,11 +65,13 @@ class Recipe:
     image_id: str
     fingerprint: str
     probed: bool = False  # readiness by dockpool's own probe (spec.readiness_mode)
+    warms: bool = False  # the probe is followed by a warm-up (spec.Readiness.warmup)
 
     @classmethod
     def of(cls, spec: ContainerSpec, image_id: str) -> Recipe:
         probed = readiness_mode(spec) == "probe"
-        return cls(spec, image_id, spec.fingerprint(image_id), probed)
+        warms = spec.readiness is not None and bool(spec.readiness.warmup)
+        return cls(spec, image_id, spec.fingerprint(image_id), probed, warms)
 
 
 class PoolState:
@@ -114,6 +116,10 @@ class PoolState:
     @property
     def probed(self) -> bool:
         return self.recipe.probed
+
+    @property
+    def warms(self) -> bool:
+        return self.recipe.warms
 
     def use(self, recipe: Recipe) -> None:
         """Make `recipe` the one new members (and cold starts) are made of."""

@@ -53,6 +53,7 @@ class Upkeep:
                     member_name(state.name, key),
                     needs_health=state.needs_health,
                     probed=state.probed,
+                    warms=state.warms,
                     now=now,
                     fingerprint=state.fingerprint,
                 )
