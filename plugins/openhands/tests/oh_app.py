@@ -79,8 +79,20 @@ def app_env(
     return env
 
 
+#: Runs OpenHands' database migrations once (what its lifespan does at every start).
+MIGRATE = (
+    "from openhands.app_server.app_lifespan.oss_app_lifespan_service import "
+    "OssAppLifespanService as S; S().run_alembic()"
+)
+
+
 class AppServer:
-    """`uvicorn openhands.app_server.app:app` on 0.0.0.0:`port`, its output in `log`."""
+    """`uvicorn openhands.app_server.app:app` on 0.0.0.0:`port`, its output in `log`.
+
+    With several workers, each would run OpenHands' migrations at its start, at once, on one
+    SQLite file, and all but one fail ("table ... already exists": OpenHands 1.11.0 in local
+    mode). So the migrations run once first, and the workers are told not to.
+    """
 
     def __init__(self, env: dict[str, str], port: int, log: Path, workers: int = 1) -> None:
         self.port = port
@@ -90,6 +102,9 @@ class AppServer:
                "--host", "0.0.0.0", "--port", str(port)]  # fmt: skip
         if workers > 1:
             cmd += ["--workers", str(workers)]
+            subprocess.run([sys.executable, "-c", MIGRATE], env=env, check=True,
+                           capture_output=True)  # fmt: skip
+            env = {**env, "OH_LIFESPAN_RUN_ALEMBIC_ON_STARTUP": "false"}
         with log.open("w") as out:
             self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
