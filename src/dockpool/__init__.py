@@ -8,7 +8,8 @@ The library logs through loguru but stays silent until the host enables it with
 from loguru import logger
 
 from dockpool import signals
-from dockpool._core.config import ConfigChange, PoolConfig
+from dockpool._core.config import PoolConfig
+from dockpool._core.config_change import ConfigChange
 from dockpool._core.errors import (
     ClaimError,
     ConfigError,

@@ -10,7 +10,7 @@ import pytest
 
 from dockpool._core.config import PoolConfig
 from dockpool._core.errors import ConfigError
-from dockpool._core.spec import ContainerSpec, HealthCheck, Readiness
+from dockpool._core.spec import ContainerSpec, HealthCheck, Readiness, WarmUpRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,6 +61,23 @@ READINESS = MINIMAL + "ports = [8000]\n\n[dockpool.readiness]\n"
         ('port = 8000\npath = "ready"', r"\[dockpool.readiness\] path.*must start with /"),
         ("port = 8000\ninterval = 0", r"\[dockpool.readiness\] interval.*must be > 0"),
         ("port = 8000\nperiod = 1", r"\[dockpool.readiness\].*period"),
+        ('port = 8000\nwarmup = "/x"', r"\[dockpool.readiness\] warmup.*array of tables"),
+        (
+            'port = 8000\n[[dockpool.readiness.warmup]]\nmethod = "POST"',
+            r"\[dockpool.readiness.warmup\] path.*missing",
+        ),
+        (
+            'port = 8000\n[[dockpool.readiness.warmup]]\npath = "/w"\nmethod = "FETCH"',
+            r"\[dockpool.readiness.warmup\] method.*not one of",
+        ),
+        (
+            'port = 8000\n[[dockpool.readiness.warmup]]\npath = "/w"\nbody = "{no"',
+            r"\[dockpool.readiness.warmup\] body.*not JSON",
+        ),
+        (
+            'port = 8000\n[[dockpool.readiness.warmup]]\npath = "/w"\nheaders = 1',
+            r"\[dockpool.readiness.warmup\].*headers",
+        ),
     ],
 )
 def test_bad_readiness_is_one_clear_error(tmp_path: Path, table: str, message: str) -> None:
@@ -71,6 +88,20 @@ def test_bad_readiness_is_one_clear_error(tmp_path: Path, table: str, message: s
 def test_readiness_defaults(tmp_path: Path) -> None:
     cfg = PoolConfig.from_toml(_write(tmp_path, READINESS + "port = 8000\n"))
     assert cfg.spec.readiness == Readiness(port=8000, path="/", interval=0.05, timeout=1.0)
+
+
+def test_readiness_warm_up(tmp_path: Path) -> None:
+    text = READINESS + (
+        'port = 8000\nwarmup_timeout = 20\n\n[[dockpool.readiness.warmup]]\npath = "/warm"\n'
+        'method = "POST"\nbody = \'{"n": 1}\'\nenv_headers = { X-Key = "API_KEY" }\n\n'
+        '[[dockpool.readiness.warmup]]\npath = "/second"\n'
+    )
+    readiness = PoolConfig.from_toml(_write(tmp_path, text)).spec.readiness
+    assert readiness is not None and readiness.warmup_timeout == 20
+    assert readiness.warmup == (
+        WarmUpRequest("/warm", method="POST", body='{"n": 1}', env_headers={"X-Key": "API_KEY"}),
+        WarmUpRequest("/second"),
+    )
 
 
 def test_minimal_config_gets_defaults(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 import watchfiles
 
 from dockpool._adapters.config_watch import ConfigWatcher
-from dockpool._core.config import ConfigChange, PoolConfig, diff
+from dockpool._core.config import PoolConfig
+from dockpool._core.config_change import ConfigChange, diff
 from dockpool._core.errors import ConfigError
 from dockpool._core.spec import ContainerSpec
 from tests.fakes import wait_for

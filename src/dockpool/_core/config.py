@@ -17,13 +17,14 @@ from typing import Any
 import attrs
 
 from dockpool._core.errors import ConfigError
-from dockpool._core.spec import ContainerSpec, HealthCheck, Readiness
+from dockpool._core.spec import ContainerSpec, HealthCheck, Readiness, WarmUpRequest
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,40}$")
 
 _SANDBOX_KEYS = {"container_pool_size"}
 _HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
-_READINESS_KEYS = {"port", "path", "interval", "timeout"}
+_READINESS_KEYS = {"port", "path", "interval", "timeout", "warmup", "warmup_timeout"}
+_WARMUP_KEYS = {"path", "method", "body", "env_headers"}
 _DOCKPOOL_KEYS = {
     "name", "image", "command", "entrypoint", "ports", "environment", "labels", "volumes",
     "working_dir", "init", "extra_hosts", "mem_limit", "cpus", "user", "network",
@@ -264,15 +265,34 @@ class _Reader:
         port = self.get(table, raw, "port", "int", None)
         if port is None:
             raise self.fail(table, "port", "missing: the container port to probe, one of ports")
-        values = {
+        values: dict[str, Any] = {
             key: self.get(table, raw, key, kind, None)
-            for key, kind in [("path", "str"), ("interval", "number"), ("timeout", "number")]
+            for key, kind in [("path", "str"), ("interval", "number"), ("timeout", "number"),
+                              ("warmup_timeout", "number")]
             if key in raw
-        }
+        }  # fmt: skip
+        if "warmup" in raw:
+            steps = raw["warmup"]
+            if not isinstance(steps, list) or not all(isinstance(x, dict) for x in steps):
+                raise self.fail(table, "warmup", "must be an array of tables ([[...warmup]])")
+            values["warmup"] = [self.warmup_request(step) for step in steps]
         try:
             return Readiness(port=port, **values)
         except ValueError as exc:
             raise self.fail(table, _key_named_in(str(exc), values) or "port", str(exc)) from None
+
+    def warmup_request(self, raw: Mapping[str, Any]) -> WarmUpRequest:
+        table = "dockpool.readiness.warmup"
+        self.check_keys(table, raw, _WARMUP_KEYS)
+        path = self.get(table, raw, "path", "str", None)
+        if path is None:
+            raise self.fail(table, "path", 'missing: e.g. "/api/warm"')
+        kinds = [("method", "str"), ("body", "str"), ("env_headers", "table of strings")]
+        values = {key: self.get(table, raw, key, kind, None) for key, kind in kinds if key in raw}
+        try:
+            return WarmUpRequest(path=path, **values)
+        except ValueError as exc:
+            raise self.fail(table, _key_named_in(str(exc), values) or "path", str(exc)) from None
 
 
 def _article(kind: str) -> str:
@@ -301,34 +321,3 @@ def _at_least(low: float) -> Any:
         return None if value >= low else f"must be >= {low}, got {value}"
 
     return rule
-
-
-#: Settings applied to a running pool at once.
-LIVE_KEYS = (
-    "size", "max_containers", "create_concurrency", "max_age", "ready_timeout", "resync_interval",
-    "max_pool_size",
-)  # fmt: skip
-#: Settings that need a restart: the pool's name is its identity on the engine (labels, names).
-RESTART_KEYS = ("name",)
-
-
-@attrs.frozen
-class ConfigChange:
-    """What differs between two configs, sorted by how it can be applied."""
-
-    live: tuple[str, ...] = ()  # applied at once (size resizes the pool)
-    spec: bool = False  # new members use the new spec; unclaimed members of the old one retire
-    restart: tuple[str, ...] = ()  # ignored until `dockpool run` restarts; reported
-
-    @property
-    def empty(self) -> bool:
-        return not (self.live or self.spec or self.restart)
-
-
-def diff(old: PoolConfig, new: PoolConfig) -> ConfigChange:
-    """Classify the differences between the running config and a newly read one."""
-    return ConfigChange(
-        live=tuple(k for k in LIVE_KEYS if getattr(old, k) != getattr(new, k)),
-        spec=old.spec != new.spec,
-        restart=tuple(k for k in RESTART_KEYS if getattr(old, k) != getattr(new, k)),
-    )

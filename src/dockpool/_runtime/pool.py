@@ -30,7 +30,8 @@ from dockpool._adapters.api import EngineApi
 from dockpool._adapters.config_watch import ConfigWatcher
 from dockpool._adapters.docker_api import DockerAdapter
 from dockpool._adapters.event_stream import DockerEventSource, EventSource
-from dockpool._core.config import ConfigChange, PoolConfig
+from dockpool._core.config import PoolConfig
+from dockpool._core.config_change import ConfigChange
 from dockpool._core.errors import (
     ClaimError,
     ConfigError,

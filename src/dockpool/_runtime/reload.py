@@ -16,7 +16,8 @@ import attrs
 from loguru import logger
 
 from dockpool import signals
-from dockpool._core.config import ConfigChange, PoolConfig, diff
+from dockpool._core.config import PoolConfig
+from dockpool._core.config_change import ConfigChange, diff
 from dockpool._runtime.runtime import Runtime
 from dockpool._runtime.state import Recipe
 
