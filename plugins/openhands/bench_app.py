@@ -55,29 +55,17 @@ PREFIX = f"ohbench{RUN}-"
 POOL = f"bapp{RUN}"
 
 
-#: What `--prewarm` asks each warm member before a pooled conversation: the first uses of a
-#: fresh agent server that a conversation's start task makes (a bash command, the skills).
-PREWARM = (("/api/bash/execute_bash_command", {"command": "true"}), ("/api/skills", {}))
-
-
-def prewarm(api: Any) -> None:
-    """Emulate a warm-up step: each warm member, through its own API, with its own key."""
-    for row in warm(api, POOL):
-        info = api.inspect_container(row["Id"])
-        env = dict(item.split("=", 1) for item in info["Config"]["Env"])
-        key = env.get("OH_SESSION_API_KEYS_0", "")
-        bindings = info["NetworkSettings"]["Ports"].get("8000/tcp") or []
-        if not bindings:
-            continue
-        base = f"http://127.0.0.1:{bindings[0]['HostPort']}"
-        for path, body in PREWARM:
-            httpx.post(base + path, json=body, headers={"X-Session-API-Key": key}, timeout=60)
+#: stock: OpenHands' own service; pooled: the plugin; pooled-no-warm-up: the plugin, members
+#: ready once they answer /ready (OH_SANDBOX_POOL_WARM_UP=false).
+MODES = ("stock", "pooled", "pooled-no-warm-up")
 
 
 def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     port = free_port()
-    pooled = mode == "pooled"
+    pooled = mode != "stock"
     env = app_env(tmp / mode, port, PREFIX, pool=POOL if pooled else None, size=args.pool)
+    if mode == "pooled-no-warm-up":
+        env["OH_SANDBOX_POOL_WARM_UP"] = "false"
     server = AppServer(env, port, tmp / f"{mode}.log", workers=args.workers)
     result: dict[str, Any] = {"mode": mode}
     try:
@@ -88,8 +76,6 @@ def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[s
             for _ in range(args.runs):
                 if pooled:
                     wait_warm(api, POOL, args.pool)
-                    if args.prewarm:
-                        prewarm(api)
                 sequential.append(follow(http, [start_conversation(http)]))
                 for got in sequential[-1].values():
                     print(f"  {got['status']} after {max(got['seen'].values()):.2f} s", flush=True)
@@ -115,27 +101,29 @@ def ready_times(tasks: list[Tasks]) -> list[float]:
 
 
 def phase_table(stock: dict[str, Any], pooled: dict[str, Any]) -> None:
-    print(f"{'phase first seen (s after POST, p50)':40} {'stock':>8} {'pooled':>8}")
+    print(f"{'phase first seen (s after POST, p50)':40} {stock['mode']:>18} {pooled['mode']:>18}")
     for phase in PHASES:
         row = []
         for got in (stock, pooled):
             seen = [t["seen"][phase] for g in got["sequential"] for t in g.values()
                     if phase in t["seen"]]  # fmt: skip
-            row.append(f"{statistics.median(seen):8.2f}" if seen else f"{'-':>8}")
+            row.append(f"{statistics.median(seen):18.2f}" if seen else f"{'-':>18}")
         print(f"{phase:40} {row[0]} {row[1]}")
 
 
 def report(stock: dict[str, Any], pooled: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"\napp server up (GET /health): stock {stock['up']:.1f} s, pooled {pooled['up']:.1f} s")
+    print(f"\napp server up (GET /health): {stock['mode']} {stock['up']:.1f} s, "
+          f"{pooled['mode']} {pooled['up']:.1f} s")  # fmt: skip
     phase_table(stock, pooled)
     s, p = ready_times(stock["sequential"]), ready_times(pooled["sequential"])
     print(f"\nsequential POST -> READY ({args.runs} each, workers {args.workers}):")
-    for name, values in (("stock", s), ("pooled", p)):
+    for name, values in ((stock["mode"], s), (pooled["mode"], p)):
         if values:
-            print(f"  {name:7} n={len(values)} p50 {statistics.median(values):6.2f} s"
+            print(f"  {name:18} n={len(values)} p50 {statistics.median(values):6.2f} s"
                   f"  max {max(values):6.2f} s")  # fmt: skip
     if s and p:
-        print(f"  pooled is {statistics.median(s) / statistics.median(p):.1f} x faster at p50")
+        ratio = statistics.median(s) / statistics.median(p)
+        print(f"  {pooled['mode']} is {ratio:.1f} x faster than {stock['mode']} at p50")
     print(f"\nburst of {args.burst} at once (pool {args.pool}):")
     for got in (stock, pooled):
         tasks = list(got["burst"].values())
@@ -144,9 +132,11 @@ def report(stock: dict[str, Any], pooled: dict[str, Any], args: argparse.Namespa
         last = f"last READY after {max(ready):.2f} s" if ready else "none READY"
         p50 = f"p50 {statistics.median(ready):.2f} s, " if ready else ""
         load = tuple(round(x, 2) for x in got["load"])
-        print(f"  {got['mode']:7} {len(ready)}/{len(tasks)} READY ({p50}{last}); "
-              f"failed: {failed or 'none'}; load {load}")  # fmt: skip
-    print(f"\nafter SIGTERM: pooled exit status {pooled['exit']}, "
+        distinct = len({t.get("sandbox_id") for t in tasks if "READY" in t["seen"]})
+        print(f"  {got['mode']:18} {len(ready)}/{len(tasks)} READY ({p50}{last}); "
+              f"distinct sandboxes {distinct}; failed: {failed or 'none'}; "
+              f"load {load}")  # fmt: skip
+    print(f"\nafter SIGTERM: {pooled['mode']} exit status {pooled['exit']}, "
           f"warm members left {pooled['warm_left']}")  # fmt: skip
 
 
@@ -164,29 +154,28 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=2, help="pool size (pooled run)")
     parser.add_argument("--burst", type=int, default=None, help="starts at once (2 x pool)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn --workers")
-    parser.add_argument(
-        "--prewarm", action="store_true", help="first, run PREWARM on the warm members"
-    )
-    parser.add_argument("--only", choices=("stock", "pooled"), default=None)
+    help_modes = f"comma-separated, of {', '.join(MODES)}; the first is the baseline"
+    parser.add_argument("--modes", default="stock,pooled", help=help_modes)
     args = parser.parse_args()
     args.burst = args.burst or 2 * args.pool
+    modes = args.modes.split(",")
+    if not modes or any(mode not in MODES for mode in modes):
+        parser.error(f"--modes: choose from {', '.join(MODES)}")
     client = docker.from_env()
     print(f"load average at the start: {os.getloadavg()}", flush=True)
     try:
         with tempfile.TemporaryDirectory(prefix="dockpool-bench-app-") as tmp:
             results = []
-            for mode in [args.only] if args.only else ["stock", "pooled"]:
+            for mode in modes:
                 print(f"{mode}: {args.runs} sequential, then a burst of {args.burst} ...",
                       flush=True)  # fmt: skip
                 results.append(scenario(client.api, mode, args, Path(tmp)))
     finally:
         cleanup(client.api)
         client.close()
-    if len(results) == 2:
-        report(results[0], results[1], args)
-    else:  # one mode: its figures, twice (the second column repeats the first)
-        print(f"only {results[0]['mode']}: both columns below are its figures")
-        report(results[0], results[0], args)
+    for other in results[1:] or results:
+        print(f"\n== {results[0]['mode']} against {other['mode']}")
+        report(results[0], other, args)
     print(f"load average at the end: {os.getloadavg()}")
 
 

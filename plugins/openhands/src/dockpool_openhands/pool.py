@@ -31,6 +31,9 @@ class PoolSettings:
     #: server answers (refills wait for it); False: OpenHands' own cold path, whose start
     #: task fails a server that misses the startup grace (15 s), as a burst on a small host does.
     pool_cold_starts: bool = True
+    #: A member is ready once its agent server made a new conversation's first uses
+    #: (v1_spec.WARM_UP); False: once it answers `/ready`.
+    warm_up: bool = True
     config_path: Path | None = None
     max_containers: int = 16
     create_concurrency: int = 2

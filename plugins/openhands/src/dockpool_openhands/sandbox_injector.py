@@ -80,6 +80,15 @@ class PooledDockerSandboxServiceInjector(DockerSandboxServiceInjector):
         ),
     )
 
+    pool_warm_up: bool = Field(
+        default=True,
+        description=(
+            "A warm sandbox counts as ready once its agent server has run a first bash "
+            "command and loaded its skills, as a new conversation does (false: once it "
+            "answers /ready). Configure via OH_SANDBOX_POOL_WARM_UP."
+        ),
+    )
+
     def pool_settings(self) -> PoolSettings | None:
         """The pool's settings; None (the stock service) for size 0 without a config file."""
         if self.pool_size == 0 and not self.pool_config:
@@ -90,6 +99,7 @@ class PooledDockerSandboxServiceInjector(DockerSandboxServiceInjector):
             config_path=Path(self.pool_config) if self.pool_config else None,
             max_age=self.pool_max_age,
             pool_cold_starts=self.pool_cold_starts,
+            warm_up=self.pool_warm_up,
         )
 
     async def inject(

@@ -76,7 +76,8 @@ class PooledDockerSandboxService(DockerSandboxService):
         image_config = docker_image_config(self.docker_client, sandbox_spec.id)
         if image_config is None:
             return None  # not on the engine (yet): the stock path pulls it
-        spec = sandbox_container_spec(self, sandbox_spec, dict(image_config))
+        warm_up = self.pool_settings.warm_up
+        spec = sandbox_container_spec(self, sandbox_spec, dict(image_config), warm_up=warm_up)
         if not self.registry.has_pools():
             self._refresh_capacity(force=True)
         return self.registry.pool_for(spec, self.pool_settings)

@@ -8,7 +8,9 @@ its container port), every exposed port published (the stock service picks free 
 and binds all interfaces; a member gets Docker-chosen ones on 0.0.0.0), the `sandbox_spec_id`
 label, the mounts, `init=True` and the extra hosts. Only readiness and liveness are added: the
 image's own health check (or an HTTP one), slow once warm, and dockpool's probe of `/ready` (see
-`probes`).
+`probes`), then a warm-up (`WARM_UP`): a member is ready once its agent server has made the
+first uses a new conversation's start task makes, so that its first conversation starts as fast
+as its tenth.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 from openhands.app_server.sandbox.docker_sandbox_service import DockerSandboxService
 from openhands.app_server.sandbox.sandbox_models import AGENT_SERVER
 from openhands.app_server.sandbox.sandbox_service import (
@@ -24,11 +27,22 @@ from openhands.app_server.sandbox.sandbox_service import (
 )
 from openhands.app_server.sandbox.sandbox_spec_models import SandboxSpecInfo
 
-from dockpool import ContainerSpec, HealthCheck, Readiness
+from dockpool import ContainerSpec, HealthCheck, Readiness, WarmUpRequest
 from dockpool_openhands.probes import http_probe, image_healthcheck, liveness, readiness
 
 #: The agent server is ready (initialised) once this answers 200.
 READY_PATH = "/ready"
+#: The agent server's API key header; the key is the member's own (a `random_env`).
+_KEY = {"X-Session-API-Key": SESSION_API_KEY_VARIABLE}
+#: What a fresh agent server does for the first time when a conversation starts (measured with
+#: bench_app.py: PREPARING_REPOSITORY runs bash commands, SETTING_UP_SKILLS loads the skills):
+#: its first bash command (then cleared from its bash history) and its first skills load.
+WARM_UP = (
+    WarmUpRequest("/api/bash/execute_bash_command", method="POST",
+                  body='{"command": "true", "timeout": 30}', env_headers=_KEY),
+    WarmUpRequest("/api/bash/bash_events", method="DELETE", env_headers=_KEY),
+    WarmUpRequest("/api/skills", method="POST", body="{}", env_headers=_KEY),
+)  # fmt: skip
 
 
 def poolable(service: DockerSandboxService) -> str | None:
@@ -62,11 +76,14 @@ def sandbox_container_spec(
     service: DockerSandboxService,
     sandbox_spec: SandboxSpecInfo,
     image_config: Mapping[str, Any] | None = None,
+    *,
+    warm_up: bool = True,
 ) -> ContainerSpec:
     """The pool-member spec for sandboxes of `sandbox_spec` started by `service`.
 
     `image_config` is the image's `.Config` (for its HEALTHCHECK); without one Docker checks the
-    agent server's `/ready`. dockpool probes `/ready` itself during warm-up.
+    agent server's `/ready`. dockpool probes `/ready` itself, then sends `WARM_UP` (unless
+    `warm_up` is False).
     """
     return ContainerSpec(
         image=sandbox_spec.id,
@@ -79,7 +96,7 @@ def sandbox_container_spec(
         },
         working_dir=sandbox_spec.working_dir,
         healthcheck=liveness(image_healthcheck(image_config) or _ready_probe(service)),
-        readiness=_readiness(service),
+        readiness=_readiness(service, warm_up),
         init=True,
         extra_hosts=service.extra_hosts or {},
         port_host_ip="0.0.0.0",
@@ -87,10 +104,12 @@ def sandbox_container_spec(
     )
 
 
-def _readiness(service: DockerSandboxService) -> Readiness | None:
+def _readiness(service: DockerSandboxService, warm_up: bool) -> Readiness | None:
     port = _agent_port(service)
-    published = any(p.container_port == port for p in service.exposed_ports)
-    return readiness(port, READY_PATH) if published else None
+    if not any(p.container_port == port for p in service.exposed_ports):
+        return None
+    probe = readiness(port, READY_PATH)
+    return attrs.evolve(probe, warmup=WARM_UP, warmup_timeout=60.0) if warm_up else probe
 
 
 def _agent_port(service: DockerSandboxService) -> int:
