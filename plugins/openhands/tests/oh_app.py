@@ -216,4 +216,6 @@ def wait_warm(api: Any, pool_prefix: str, size: int, timeout: float = 300.0) -> 
         if time.monotonic() > deadline:
             raise TimeoutError(f"pool {pool_prefix}: {size} members not answering in {timeout} s")
         time.sleep(0.25)
-    time.sleep(0.5)  # dockpool's probe runs every 50 ms: let it see them
+    # dockpool's probe sees them within 50 ms, then warms them (a bash command and a skills
+    # load: under a second here); no outside sign tells when that is done
+    time.sleep(2.0)

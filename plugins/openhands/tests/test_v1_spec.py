@@ -10,7 +10,7 @@ import httpx
 import pytest
 from dockpool_openhands.registry import PoolRegistry, PoolSettings
 from dockpool_openhands.sandbox_service import PooledDockerSandboxService
-from dockpool_openhands.v1_spec import poolable, sandbox_container_spec
+from dockpool_openhands.v1_spec import WARM_UP, poolable, sandbox_container_spec
 from oh_common import AGENT_IMAGE
 from openhands.app_server.sandbox.docker_sandbox_service import (
     DockerSandboxService,
@@ -87,6 +87,10 @@ async def test_member_spec_is_the_stock_container() -> None:
     assert spec.healthcheck is not None  # the only additions: readiness and liveness
     assert spec.readiness is not None and spec.readiness.path == "/ready"
     assert spec.readiness.port in spec.ports
+    assert spec.readiness.warmup == WARM_UP  # the agent server's first uses, before a claim
+    assert all(step.env_headers == {"X-Session-API-Key": SESSION_API_KEY_VARIABLE}
+               for step in spec.readiness.warmup)  # fmt: skip
+    assert SESSION_API_KEY_VARIABLE in spec.random_env  # each member's own key
 
 
 def test_image_healthcheck_is_kept_but_slow_once_warm() -> None:
