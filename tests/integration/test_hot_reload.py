@@ -16,8 +16,9 @@ from tests.conftest import RUN_LABEL_KEY, wait_until
 pytestmark = pytest.mark.docker
 
 
-def write_config(path: Path, factory: Any, size: int, **extra: str) -> None:
-    """A config file whose spec equals `factory.spec()` (so only what a test edits changes)."""
+def write_config(path: Path, factory: Any, size: int, retries: int = 1, **extra: str) -> None:
+    """A config file whose spec equals `factory.spec()` (so only what a test edits changes;
+    `retries` other than 1 makes it differ)."""
     body = "\n".join(f"{k} = {v}" for k, v in extra.items())
     path.write_text(
         f"""\
@@ -35,7 +36,7 @@ labels = {{ "{RUN_LABEL_KEY}" = "{factory.run_id}" }}
 test = ["CMD", "stub-check"]
 interval = 0.2
 timeout = 1.0
-retries = 1
+retries = {retries}
 """
     )
 

@@ -126,7 +126,9 @@ class Proc:
 @pytest.fixture
 def processes(pool_factory: PoolFactory, tmp_path: Path) -> Iterator[Callable[[int], Proc]]:
     config = tmp_path / "config.toml"
-    write_config(config, pool_factory, 3, max_containers=str(MAX_CONTAINERS))
+    # 3 pool processes claiming at once on 2 cores: a stub-check exec can outlast its 1 s
+    # timeout, and with 1 retry one slow probe marks a booting cold start unhealthy (seen in CI)
+    write_config(config, pool_factory, 3, retries=3, max_containers=str(MAX_CONTAINERS))
     started: list[Proc] = []
 
     def start(delay: float = 0.0) -> Proc:
