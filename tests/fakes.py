@@ -123,6 +123,8 @@ class FakeDocker:
         self.on_remove: Callable[[str], None] = lambda container: None
         #: called after `list` read the engine, before it returns (tests race here)
         self.on_list: Callable[[], None] = lambda: None
+        #: called at the start of every member create, with its name (tests race here)
+        self.on_create: Callable[[str], None] = lambda name: None
         #: raise this after a create went through (a create whose response is lost)
         self.lose_create_response: DockerError | None = None
 
@@ -184,6 +186,7 @@ class FakeDocker:
     def create(
         self, spec: ContainerSpec, name: str, labels: Mapping[str, str], image: str | None = None
     ) -> ContainerId:
+        self.on_create(name)
         with self._lock:
             self.calls.append(("create", name))
             self.concurrent_creates += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -242,6 +243,38 @@ def test_a_claim_that_ends_after_its_loop_closed_is_removed(
     asyncio.run(main())
     go.set()
     assert wait_for(lambda: named(docker, "s1") is None)
+
+
+def test_processes_closing_at_once_leave_no_member_a_create_made_late(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """Two processes close at once while the leader's refill create is in flight (uvicorn
+    --workers stopping): the create lands before its process leaves, so the last process to
+    leave sees the member and removes it. Before, the leader left first, the other swept an
+    engine without it, and the create's member was left behind, nobody's."""
+    a = make_pool(1)
+    a.wait_until_full(timeout=5)
+    b = make_pool(1)
+    b.wait_until_full(timeout=5)
+    assert a.leader and not b.leader
+    in_create, go = threading.Event(), threading.Event()
+
+    def hold(name: str) -> None:
+        if name.startswith("dockpool-fake-") and not in_create.is_set():
+            in_create.set()
+            go.wait(5)
+
+    docker.on_create = hold
+    b.claim("s1")  # the leader refills
+    assert in_create.wait(5)
+    closing = threading.Thread(target=a.close, kwargs={"timeout": 10})
+    closing.start()
+    time.sleep(0.2)  # a is closing, its create still in flight
+    b.close(timeout=5)
+    go.set()
+    closing.join(10)
+    assert members(docker) == [], "a member made during the close was left behind"
+    assert named(docker, "s1") is not None  # the claimed one stays
 
 
 def test_processes_share_one_pool_and_one_leader(make_pool: Any, docker: FakeDocker) -> None:

@@ -161,6 +161,10 @@ class Runtime:
         self.reconciler.stop(timeout=min(5.0, timeout))
         self.executor.prober.stop(timeout=min(2.0, timeout))
         self.ahead.set_alone(False)  # (its let-go runs on the remove workers, joined below)
+        # Creates in flight land before this process leaves (queued ones are dropped: closing),
+        # so whichever process leaves last sees their members and removes them. Leaving first
+        # let another process sweep an engine without them, and their members were nobody's.
+        ok = self.executor.creates.stop(left())
         self.peers.leave()  # another process (if any) takes over the upkeep now
         try:
             last = not self.peers.others_alive()
@@ -171,7 +175,6 @@ class Runtime:
             last = False
         if last:
             self._sweep(left)
-        ok = self.executor.creates.stop(left())
         ok = self.executor.removes.stop(left()) and ok
         self.locks.close()
         self.api.close()
