@@ -22,11 +22,6 @@ session from birth and is never picked by another claim.
 
 from __future__ import annotations
 
-import enum
-from typing import Any, NewType
-
-import attrs
-
 from dockpool._core.effects import (
     NOTHING,
     Create,
@@ -40,6 +35,17 @@ from dockpool._core.effects import (
     Rename,
     Replace,
     Start,
+)
+from dockpool._core.member import (
+    HOLDING,
+    LIVE,
+    TERMINAL,
+    Member,
+    MemberKey,
+    State,
+    discover,
+    moved_to,
+    provision,
 )
 from dockpool._core.member_events import (
     EVENT_TYPES,
@@ -75,135 +81,18 @@ __all__ = [
     "provision", "transition",
 ]  # fmt: skip
 
-MemberKey = NewType("MemberKey", str)
-
-
-class State(enum.Enum):
-    """Where a member is in its life."""
-
-    CREATING = "creating"  # create call in flight; no container id yet
-    STARTING = "starting"  # created; start call in flight
-    WARMING = "warming"  # running; waiting for Docker's "healthy" or dockpool's probe
-    READY = "ready"  # healthy (or running, without a health check): claimable
-    CLAIMING = "claiming"  # a claim's rename is in flight
-    CLAIMED = "claimed"  # renamed to its session's name: no longer managed
-    RETIRING = "retiring"  # being removed by the pool
-    GONE = "gone"  # removed, failed or lost: forgotten by the pool
-
-
-TERMINAL = frozenset({State.CLAIMED, State.GONE})
-#: States that count toward the pool's size (a create in flight counts, so refills never overshoot).
-LIVE = frozenset({State.CREATING, State.STARTING, State.WARMING, State.READY, State.CLAIMING})
-#: States that hold a container on the engine (for the max_containers cap).
-HOLDING = LIVE | {State.RETIRING}
-
-
-@attrs.frozen
-class Member:
-    """The pool's record of one member container."""
-
-    key: MemberKey
-    name: str
-    state: State = State.CREATING
-    container_id: ContainerId | None = None
-    needs_health: bool = True
-    probed: bool = False  # ready when dockpool's readiness probe answers (see spec.Readiness)
-    warms: bool = False  # ...and its warm-up ran: then only the probe makes it ready
-    born: float = 0.0  # pool clock time of provisioning (for max_age)
-    fingerprint: str = ""  # the spec it is made of (a config reload can change the pool's spec)
-    dead: bool = False  # died while a claim's rename was in flight
-    reserved_for: str | None = None  # a cold start's member: only this session may claim it
-
-
-def provision(
-    key: MemberKey,
-    name: str,
-    *,
-    needs_health: bool,
-    now: float,
-    fingerprint: str = "",
-    reserved_for: str | None = None,
-    probed: bool = False,
-    warms: bool = False,
-) -> tuple[Member, Effects]:
-    """A new member, and the effect that makes its container."""
-    member = Member(
-        key=key,
-        name=name,
-        needs_health=needs_health,
-        probed=probed,
-        warms=warms,
-        born=now,
-        fingerprint=fingerprint,
-        reserved_for=reserved_for,
-    )
-    return member, (Create(), Notify("member_creating"))
-
-
-def discover(
-    key: MemberKey,
-    container_id: ContainerId,
-    seen: Observed,
-    *,
-    needs_health: bool,
-    fingerprint: str,
-    current: str,
-    now: float,
-    probed: bool = False,
-    warms: bool = False,
-) -> tuple[Member, Effects]:
-    """The record of a container this process did not create, from what the engine showed.
-
-    A healthy member of the current spec is adopted as ready (warmed again first if the spec
-    has a warm-up: whoever made it may have died before its warm-up ended), one still warming
-    as warming;
-    anything else (another spec, never started, exited, paused, unhealthy) is retired. A
-    retiring member is removed only by the upkeep leader and only while holding its lock, so
-    a cold start in flight elsewhere (it holds its member's lock from before its create) is
-    never removed by this.
-    """
-    member = Member(
-        key=key,
-        name=seen.name.lstrip("/"),
-        state=State.STARTING,
-        container_id=container_id,
-        needs_health=needs_health,
-        probed=probed,
-        warms=warms,
-        born=now,
-        fingerprint=fingerprint,
-    )
-    healthy = seen.health == "healthy" or (seen.health is None and not needs_health)
-    if fingerprint != current:
-        why = "made of an older spec"
-    elif seen.status == "running" and seen.health == "healthy" and not warms:
-        return _to(member, State.READY, Notify("member_ready", "adopted"))
-    elif seen.status == "running" and probed and seen.health != "unhealthy":
-        return _to(member, State.WARMING, Probe(), Notify("member_started", "discovered"))
-    elif seen.status == "running" and healthy and not warms:
-        return _to(member, State.READY, Notify("member_ready", "adopted"))
-    elif seen.status == "running" and seen.health == "starting":
-        return _to(member, State.WARMING, Notify("member_started", "discovered"))
-    else:
-        why = f"found {seen.status}/{seen.health}"
-    return _to(member, State.RETIRING, Remove(), Notify("member_retiring", f"stale: {why}"))
-
-
-def _to(member: Member, state: State, *effects: Effect, **changes: Any) -> tuple[Member, Effects]:
-    return attrs.evolve(member, state=state, **changes), effects
-
 
 def _lost(member: Member, reason: str, *, failed: bool) -> tuple[Member, Effects]:
     """The container is broken but still exists: remove it and replace it."""
     fail: tuple[Effect, ...] = (Failure(reason),) if failed else ()
     lost = Notify("member_lost", reason)
-    return _to(member, State.RETIRING, Remove(), *fail, Replace(reason), lost)
+    return moved_to(member, State.RETIRING, Remove(), *fail, Replace(reason), lost)
 
 
 def _vanished(member: Member, reason: str, *, failed: bool) -> tuple[Member, Effects]:
     """The container no longer exists, or is no longer ours: just replace it."""
     fail: tuple[Effect, ...] = (Failure(reason),) if failed else ()
-    return _to(member, State.GONE, *fail, Replace(reason), Notify("member_lost", reason))
+    return moved_to(member, State.GONE, *fail, Replace(reason), Notify("member_lost", reason))
 
 
 def _observed_as(member: Member, seen: Observed) -> Event | None:
@@ -237,7 +126,7 @@ def transition(member: Member, event: Event) -> tuple[Member, Effects]:
     if isinstance(event, Observed):
         if state is State.RETIRING:  # still there: the remove failed earlier; try again
             if event.name.lstrip("/") != member.name:  # renamed: not ours any more
-                return _to(member, State.GONE, Notify("member_retired", "renamed"))
+                return moved_to(member, State.GONE, Notify("member_retired", "renamed"))
             return member, (Remove(),)
         implied = _observed_as(member, event)
         return (member, NOTHING) if implied is None else transition(member, implied)
@@ -253,44 +142,46 @@ def transition(member: Member, event: Event) -> tuple[Member, Effects]:
 def _creating(member: Member, event: Event) -> tuple[Member, Effects]:
     match event:
         case Created(container_id):
-            return _to(member, State.STARTING, Start(), container_id=container_id)
+            return moved_to(member, State.STARTING, Start(), container_id=container_id)
         case CreateFailed(reason, capped) if capped:
-            return _to(member, State.GONE, Notify("member_failed", reason))
+            return moved_to(member, State.GONE, Notify("member_failed", reason))
         case CreateFailed(reason):
-            return _to(member, State.GONE, Failure(reason), Notify("member_failed", reason))
+            return moved_to(member, State.GONE, Failure(reason), Notify("member_failed", reason))
         case RetireRequested(reason):
-            return _to(member, State.RETIRING, Notify("member_retiring", reason))
+            return moved_to(member, State.RETIRING, Notify("member_retiring", reason))
     return member, NOTHING
 
 
 def _retiring(member: Member, event: Event) -> tuple[Member, Effects]:
     match event:
         case Created(container_id):  # retired while its create was in flight
-            return _to(member, State.RETIRING, Remove(), container_id=container_id)
+            return moved_to(member, State.RETIRING, Remove(), container_id=container_id)
         case CreateFailed():
-            return _to(member, State.GONE, Notify("member_retired"))
+            return moved_to(member, State.GONE, Notify("member_retired"))
         case Destroyed():
-            return _to(member, State.GONE, Notify("member_retired"))
+            return moved_to(member, State.GONE, Notify("member_retired"))
         case Renamed(new_name) if new_name != member.name:  # claimed elsewhere before the remove
-            return _to(member, State.GONE, Notify("member_retired", f"renamed to {new_name}"))
+            return moved_to(member, State.GONE, Notify("member_retired", f"renamed to {new_name}"))
     return member, NOTHING
 
 
 def _claiming(member: Member, event: Event) -> tuple[Member, Effects]:
     match event:
         case ClaimSucceeded(alive) if alive and not member.dead:
-            return _to(member, State.CLAIMED, Replace("claimed"), Notify("member_claimed"))
+            return moved_to(member, State.CLAIMED, Replace("claimed"), Notify("member_claimed"))
         case ClaimSucceeded():  # renamed, but dead: never handed out; this process removes it
             why = "died during its claim"
-            return _to(member, State.RETIRING, Discard(), Replace(why), Notify("member_lost", why))
+            return moved_to(
+                member, State.RETIRING, Discard(), Replace(why), Notify("member_lost", why)
+            )
         case ClaimFailed(reason, _, gone) if gone:
             return _vanished(member, f"claim failed: {reason}", failed=False)
         case ClaimFailed(reason, alive) if alive and not member.dead:
-            return _to(member, State.READY, Notify("member_ready", f"claim failed: {reason}"))
+            return moved_to(member, State.READY, Notify("member_ready", f"claim failed: {reason}"))
         case ClaimFailed(reason):
             return _lost(member, f"claim failed: {reason}", failed=False)
         case Died() | Oom() | Unhealthy() | Paused() | Destroyed():
-            return _to(member, State.CLAIMING, dead=True)
+            return moved_to(member, State.CLAIMING, dead=True)
     return member, NOTHING
 
 
@@ -301,19 +192,19 @@ def _running(member: Member, event: Event) -> tuple[Member, Effects]:
     match event:
         case Started() if state is State.STARTING:
             if member.probed:
-                return _to(member, State.WARMING, Probe(), Notify("member_started"))
+                return moved_to(member, State.WARMING, Probe(), Notify("member_started"))
             if member.needs_health:
-                return _to(member, State.WARMING, Notify("member_started"))
-            return _to(member, State.READY, Notify("member_ready"))
+                return moved_to(member, State.WARMING, Notify("member_started"))
+            return moved_to(member, State.READY, Notify("member_ready"))
         case StartFailed(reason) if state is State.STARTING:
-            return _to(member, State.RETIRING, Remove(), Failure(reason),
+            return moved_to(member, State.RETIRING, Remove(), Failure(reason),
                        Notify("member_failed", reason))  # fmt: skip
         case Healthy() if state is State.STARTING and member.warms:
-            return _to(member, State.WARMING, Probe(), Notify("member_started"))
+            return moved_to(member, State.WARMING, Probe(), Notify("member_started"))
         case Healthy() if state is not State.READY and not member.warms:
-            return _to(member, State.READY, Notify("member_ready"))
+            return moved_to(member, State.READY, Notify("member_ready"))
         case Answered() if state is State.WARMING:
-            return _to(member, State.READY, Notify("member_ready", "answered"))
+            return moved_to(member, State.READY, Notify("member_ready", "answered"))
         case WarmUpFailed(reason) if state is State.WARMING:
             return _lost(member, f"warm-up failed: {reason}", failed=True)
         case Unhealthy():
@@ -331,8 +222,10 @@ def _running(member: Member, event: Event) -> tuple[Member, Effects]:
         case ClaimRequested(session_name) if state is State.READY and (
             member.reserved_for in (None, session_name)
         ):
-            return _to(member, State.CLAIMING, Rename(session_name))
+            return moved_to(member, State.CLAIMING, Rename(session_name))
         case RetireRequested(reason, replace):
             extra: tuple[Effect, ...] = (Replace(reason),) if replace else ()
-            return _to(member, State.RETIRING, Remove(), *extra, Notify("member_retiring", reason))
+            return moved_to(
+                member, State.RETIRING, Remove(), *extra, Notify("member_retiring", reason)
+            )
     return member, NOTHING
