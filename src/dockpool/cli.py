@@ -2,20 +2,19 @@
 
 dockpool run --config config.toml      run a pool until SIGINT/SIGTERM, logging every change
 dockpool config --config config.toml   validate a config file and print it as JSON
-dockpool bench [--agent-server|--smoke|--help ...]   benchmark pooled against cold (a checkout's
-                                       benchmarks/ package; not installed with dockpool)
+dockpool bench [--agent-server|--smoke|--help ...]   benchmark pooled against cold
+                                       (`dockpool.bench`, installed with dockpool; its plots
+                                       need the `dockpool[bench]` extra)
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -41,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         add_help=False,
-        help="time to the first ready conversation, pooled against cold (`dockpool bench "
-        "--help`; needs the benchmarks/ folder of a dockpool checkout)",
+        help="time to the first ready conversation, pooled against cold, and more "
+        "(`dockpool bench --help`; plots need the `dockpool[bench]` extra)",
     )
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
     return parser
@@ -62,31 +61,12 @@ def _bench_argv(argv: Sequence[str]) -> tuple[bool, list[str]] | None:
 
 
 def _bench(args: list[str], verbose: bool) -> int:
-    """Run `benchmarks.bench` from the checkout around the current directory (or around this
-    file, for an editable install): the benchmarks are not installed with dockpool."""
-    here = Path(__file__).resolve()
-    roots = [Path.cwd(), *Path.cwd().parents, *here.parents[1:3]]
-    found = next((r for r in roots if (r / "benchmarks" / "bench.py").is_file()), None)
-    if found is None:
-        print(
-            "dockpool bench: no benchmarks/ folder found: the benchmarks are not installed with "
-            "dockpool; run `dockpool bench` from a dockpool checkout (the repository root or a "
-            "folder below it)",
-            file=sys.stderr,
-        )
-        return 2
-    root = found.resolve()
-    sys.path.insert(0, str(root))
-    module = importlib.import_module("benchmarks.bench")
-    if Path(module.__file__ or "").resolve().parent != root / "benchmarks":
-        print(
-            f"dockpool bench: `benchmarks` resolves to {module.__file__}, not {root}/benchmarks",
-            file=sys.stderr,
-        )
-        return 2
+    """Run `dockpool bench` (imported here: `dockpool run` and `config` do not load it)."""
+    from dockpool.bench.main import main as bench_main
+
     if verbose:
         _setup_logging(True)
-    return int(module.main(args))
+    return bench_main(args)
 
 
 def _setup_logging(verbose: bool) -> None:

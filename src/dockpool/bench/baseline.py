@@ -16,7 +16,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from benchmarks._harness import BenchRun, Result
+from dockpool.bench._harness import BenchRun, Result
 
 _NS = 1_000_000_000
 

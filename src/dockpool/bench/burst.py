@@ -13,11 +13,11 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from benchmarks._harness import BenchRun, Result
-from benchmarks.ready import Progress, Sample, _drop, converse, to_result
-from benchmarks.replacement import settle
-from benchmarks.targets import Target
 from dockpool import ContainerPool
+from dockpool.bench._harness import BenchRun, Result
+from dockpool.bench.ready import Progress, Sample, _drop, converse, to_result
+from dockpool.bench.replacement import settle
+from dockpool.bench.targets import Target
 
 TICK = 0.025
 

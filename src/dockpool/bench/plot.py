@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from benchmarks._harness import percentile
-from benchmarks.summary import ROWS, ImageRun
+from dockpool.bench._harness import percentile
+from dockpool.bench.summary import ROWS, ImageRun
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from benchmarks._harness import Result, percentile
-from benchmarks.ready import READY
-from benchmarks.report import result_doc
-from benchmarks.targets import Target
+from dockpool.bench._harness import Result, percentile
+from dockpool.bench.ready import READY
+from dockpool.bench.report import result_doc
+from dockpool.bench.targets import Target
 
 QS = (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
 ROWS = (  # (label, mode, series)

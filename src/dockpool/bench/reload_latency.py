@@ -1,6 +1,6 @@
 """Hot-reload latency: from saving config.toml to the pool's first create of the new member.
 
-    python -m benchmarks.reload_latency [--edits N] [--json PATH]
+    python -m dockpool.bench.reload_latency [--edits N] [--json PATH]
 
 Each round raises `container_pool_size` from 0 to 1 in the watched file and times, from the
 moment the write returned, to the `member_creating` signal (sent as the create is handed to a
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import BenchRun, Result, machine_info
-from benchmarks.report import render, render_header, to_json
 from dockpool import ContainerPool, PoolConfig, signals
+from dockpool.bench._harness import BenchRun, Result, machine_info
+from dockpool.bench.report import render, render_header, to_json
 
 TEMPLATE = """\
 [sandbox]
@@ -83,7 +83,7 @@ def measure(run: BenchRun, edits: int) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reload_latency")
+    parser = argparse.ArgumentParser(prog="python -m dockpool.bench.reload_latency")
     parser.add_argument("--edits", type=int, default=20, help="timed edits (default 20)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw samples to PATH")
     args = parser.parse_args(argv)

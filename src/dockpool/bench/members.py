@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from benchmarks._harness import BenchRun, Result
 from dockpool import POOL_LABEL, ContainerPool
+from dockpool.bench._harness import BenchRun, Result
 
 MIB = 1024 * 1024
 

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from benchmarks._cpu import cpu, engine_idle_rate, engine_pids, shims
-from benchmarks._harness import IMAGE, BenchRun, percentile
-from benchmarks.targets import agent_image
 from dockpool import ContainerPool, ContainerSpec, HealthCheck, Readiness, signals
 from dockpool._core.spec import START_INTERVAL_API
+from dockpool.bench._cpu import cpu, engine_idle_rate, engine_pids, shims
+from dockpool.bench._harness import IMAGE, BenchRun, percentile
+from dockpool.bench.targets import agent_image
 
 ENGINES = {  # name -> (DOCKER_HOST, pid file), as scripts/engines.sh has them
     "default": ("unix:///var/run/docker.sock", "/var/run/docker.pid"),

@@ -1,6 +1,9 @@
 """Claims across processes, and the upkeep takeover, on the real engine.
 
-    .venv/bin/python -m benchmarks.processes [--rounds 20] [--size 6]
+    .venv/bin/python -m tests.bench_processes [--rounds 20] [--size 6]
+
+It lives in tests/, not in dockpool.bench, because it drives the test suite's pool processes
+(`tests.integration.test_processes.Proc`): a checkout's benchmark, like `tests.chaos`.
 
 Three pool processes (tests/integration/pool_process.py, one pool name) on one engine:
 - one process claims alone from a full pool, `rounds` times (one claim each);
@@ -28,7 +31,7 @@ from typing import Any
 
 import docker
 
-from benchmarks._harness import percentile
+from dockpool.bench._harness import percentile
 from tests.integration.test_processes import Proc
 
 IMAGE = "dockpool-stub:latest"

@@ -11,8 +11,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks._harness import BenchRun, Result, outliers
 from dockpool import ContainerPool, ContainerSpec, signals
+from dockpool.bench._harness import BenchRun, Result, outliers
 
 FULL_TIMEOUT = 180.0
 

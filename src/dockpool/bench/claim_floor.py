@@ -30,9 +30,9 @@ from typing import Any
 
 import docker
 
-from benchmarks import claims
-from benchmarks._harness import BenchRun, percentile
-from benchmarks.engine_cost import ENGINES, _has_image
+from dockpool.bench import claims
+from dockpool.bench._harness import BenchRun, percentile
+from dockpool.bench.engine_cost import ENGINES, _has_image
 
 Progress = Callable[[str], None]
 

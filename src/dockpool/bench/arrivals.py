@@ -27,11 +27,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmarks._harness import BenchRun, percentile
-from benchmarks.engine_cost import ENGINES, _has_image
-from benchmarks.ready import Sample, converse
-from benchmarks.targets import stub
 from dockpool import ContainerPool
+from dockpool.bench._harness import BenchRun, percentile
+from dockpool.bench.engine_cost import ENGINES, _has_image
+from dockpool.bench.ready import Sample, converse
+from dockpool.bench.targets import stub
 
 RATES = (0.25, 0.5, 1.0, 2.0)  # conversations per second
 WINDOW = 30.0  # seconds of arrivals per rate
@@ -194,13 +194,13 @@ def main(engines: list[str], smoke: bool, out: str, png: str | None) -> int:
         json.dump(doc, f, indent=1)
     print(f"every sample: {out}")
     if png and summaries:
-        from benchmarks.plot import matplotlib_missing
+        from dockpool.bench.plot import matplotlib_missing
 
         why = matplotlib_missing()
         if why:
             print(f"plot skipped: {why}")
         else:
-            from benchmarks.plot_arrivals import write
+            from dockpool.bench.plot_arrivals import write
 
             write(png, phases)
             print(f"plot: {png}")

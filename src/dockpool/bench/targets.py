@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import IMAGE, BenchRun
 from dockpool import ContainerSpec, HealthCheck
+from dockpool.bench._harness import IMAGE, BenchRun
 
 AGENT_REPO = os.environ.get("DOCKPOOL_AGENT_IMAGE", "dockpool-agent-server")  # as the build
-_LOCK = Path(__file__).resolve().parent.parent / "images/agent-server/requirements.lock"
+# The version pin of the checkout this module runs from (src/dockpool/bench/ -> the root); an
+# installed dockpool has no such file, and `agent_image()` falls back to :latest.
+_LOCK = Path(__file__).resolve().parents[3] / "images/agent-server/requirements.lock"
 PORT = 8000
 READY_PATH = "/ready"
 
@@ -75,7 +77,8 @@ AGENT_FULL = Sizes(
 
 
 def agent_image() -> str:
-    """dockpool-agent-server:<version pinned by images/agent-server/requirements.lock>."""
+    """dockpool-agent-server:<version pinned by images/agent-server/requirements.lock>, or
+    :latest outside a checkout (`--agent-image` names another)."""
     try:
         text = _LOCK.read_text()
     except OSError:

@@ -8,9 +8,10 @@
     dockpool bench --arrivals       Poisson arrivals and a burst, fixed size against self-sizing
 
 Prints a table on stdout (progress goes to stderr), writes every sample to a JSON file and a
-plot to a PNG (needs matplotlib: the `bench` extra), under bench-results/ by default. Figures,
-not assertions. Every container carries the label dockpool.bench.run=<run id> and is removed
-at the end, even on an error or Ctrl-C.
+plot to a PNG (needs matplotlib: the `dockpool[bench]` extra; without it the plot is skipped,
+and said so), under bench-results/ of the current folder by default. Figures, not assertions.
+Every container carries the label dockpool.bench.run=<run id> and is removed at the end, even
+on an error or Ctrl-C. The images are built by scripts/ of a dockpool checkout.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dockpool
-from benchmarks import (
+from dockpool.bench import (
     burst,
     claim_floor,
     claims,
@@ -37,13 +38,13 @@ from benchmarks import (
     summary,
     targets,
 )
-from benchmarks._activity import Activity
-from benchmarks._harness import RUN_LABEL, BenchRun, Result, machine_info
-from benchmarks.plot import matplotlib_missing
-from benchmarks.report import render, render_header, write_json
-from benchmarks.targets import Target
+from dockpool.bench._activity import Activity
+from dockpool.bench._harness import RUN_LABEL, BenchRun, Result, machine_info
+from dockpool.bench.plot import matplotlib_missing
+from dockpool.bench.report import render, render_header, write_json
+from dockpool.bench.targets import Target
 
-RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
+RESULTS = Path("bench-results")  # below the current folder
 Step = Callable[[], dict[str, Result]]
 
 
@@ -54,7 +55,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stub", action="store_true", help="measure the stand-in image (default)")
     p.add_argument("--agent-server", action="store_true", help="measure the agent-server image")
     p.add_argument("--smoke", action="store_true", help="stand-in only, tiny N, < 60 s (CI)")
-    p.add_argument("--agent-image", help="agent-server image (default: the lock's version)")
+    p.add_argument(
+        "--agent-image",
+        help="agent-server image (default: a checkout lock's version, else :latest)",
+    )
     p.add_argument("--json", metavar="PATH", help="JSON file (default bench-results/...json)")
     p.add_argument("--plot", metavar="PATH", help="PNG file (default bench-results/...png)")
     p.add_argument("--no-plot", action="store_true", help="do not draw the PNG")
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         n, many, rounds = (5, 4, 1) if args.smoke else (30, 16, 5)
         return claim_floor.main(engines, n, many, rounds, out)
     if args.arrivals:
-        from benchmarks import arrivals
+        from dockpool.bench import arrivals
 
         out = args.json or str(RESULTS / f"arrivals-{stamp}.json")
         png = None if args.no_plot else args.plot or str(RESULTS / f"arrivals-{stamp}.png")
@@ -298,7 +302,7 @@ def _save(
     if why:
         print(f"plot skipped: {why}")
         return
-    from benchmarks import plot
+    from dockpool.bench import plot
 
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -14,7 +14,8 @@ import threading
 import time
 from typing import Any
 
-from benchmarks._harness import (
+from dockpool import POOL_LABEL, ContainerPool, ContainerSpec, signals
+from dockpool.bench._harness import (
     RUN_LABEL,
     BenchRun,
     Result,
@@ -23,7 +24,6 @@ from benchmarks._harness import (
     proc_cpu,
     vm_rss_kib,
 )
-from dockpool import POOL_LABEL, ContainerPool, ContainerSpec, signals
 
 SETTLE = 2.0  # seconds between "full" and the window: the last health events arrive
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks._activity import EventReader
-from benchmarks._harness import BenchRun, Result, outliers
 from dockpool import POOL_LABEL, ContainerPool, ContainerSpec, PoolTimeoutError, signals
+from dockpool.bench._activity import EventReader
+from dockpool.bench._harness import BenchRun, Result, outliers
 
 WATCHED = ("member_lost", "member_creating", "member_ready", "member_retired")
 WAIT = 60.0

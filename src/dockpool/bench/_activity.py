@@ -17,8 +17,8 @@ from typing import Any
 
 import docker
 
-from benchmarks._harness import RUN_LABEL
 from dockpool import signals
+from dockpool.bench._harness import RUN_LABEL
 
 LIFECYCLE = ["create", "start", "die", "destroy", "rename", "kill"]
 

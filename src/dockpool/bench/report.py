@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any, TextIO
 
-from benchmarks._harness import Result, summary
+from dockpool.bench._harness import Result, summary
 
 _COLS = ("n", "p50", "p95", "p99", "max")
 

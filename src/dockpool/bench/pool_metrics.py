@@ -1,6 +1,6 @@
 """Measure a dockpool pool on the real engine with the stand-in image; print the figures.
 
-    python -m benchmarks.pool_metrics [--quick] [--json PATH]
+    python -m dockpool.bench.pool_metrics [--quick] [--json PATH]
 
 Figures, not assertions: nothing here passes or fails on timing. Every container the run
 creates carries the label dockpool.bench.run=<run id> and is removed at the end, even on
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import dockpool
-from benchmarks import baseline, claims, replacement, resources
-from benchmarks._activity import Activity
-from benchmarks._harness import IMAGE, RUN_LABEL, BenchRun, Result, machine_info, percentile
-from benchmarks.report import render, render_header, to_json
+from dockpool.bench import baseline, claims, replacement, resources
+from dockpool.bench._activity import Activity
+from dockpool.bench._harness import IMAGE, RUN_LABEL, BenchRun, Result, machine_info, percentile
+from dockpool.bench.report import render, render_header, to_json
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ QUICK = Sizes(claims=5, claimers=4, rounds=1, kills=3, cold=3, idle_seconds=10.0
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.pool_metrics",
+        prog="python -m dockpool.bench.pool_metrics",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

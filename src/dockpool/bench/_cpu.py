@@ -10,7 +10,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from benchmarks._harness import cmdline, pids_named, proc_cpu
+from dockpool.bench._harness import cmdline, pids_named, proc_cpu
 
 
 def engine_pids(pidfile: str) -> dict[str, list[int]]:

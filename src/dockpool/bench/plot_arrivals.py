@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from benchmarks.arrivals import Phase
+    from dockpool.bench.arrivals import Phase
 
 COLORS = {"fixed": "#5b6c8f", "self-sizing": "#2a9d3a"}
 

@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from benchmarks._harness import BenchRun, Result
-from benchmarks.replacement import settle
-from benchmarks.targets import PORT, READY_PATH, Target
 from dockpool import ContainerPool
+from dockpool.bench._harness import BenchRun, Result
+from dockpool.bench.replacement import settle
+from dockpool.bench.targets import PORT, READY_PATH, Target
 
 Progress = Callable[[str], None]
 READY = "ask -> /ready 200"  # the series every mode reports
