@@ -1,4 +1,4 @@
-"""The PNG of `dockpool bench`: pooled against cold, per image (matplotlib, the `bench` extra).
+"""The PNG of `dockpool bench`: pooled against cold, per image (matplotlib: `dockpool[bench]`).
 
 One row per image. Left: every conversation's time from the ask to GET /ready 200 by mode
 (dots, box and median; log scale). Right: the first burst: one bar per conversation from its
@@ -25,7 +25,10 @@ def matplotlib_missing() -> str:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        return "matplotlib is not installed (pip install -e '.[bench]'): no plot"
+        return (
+            "matplotlib is not installed (it comes with the `dockpool[bench]` extra: "
+            "pip install 'dockpool[bench]', or '.[bench]' in a checkout)"
+        )
     return ""
 
 

@@ -1,4 +1,4 @@
-"""The PNG of `dockpool bench --arrivals` (matplotlib, the `bench` extra).
+"""The PNG of `dockpool bench --arrivals` (matplotlib, the `dockpool[bench]` extra).
 
 One row per engine, one group of bars per arrival pattern (each Poisson rate, the burst), fixed
 size against self-sizing: the hit rate, the time to ready at p95 (log scale; the p50 as a
