@@ -7,12 +7,14 @@ spec whatever a config (file) says about the container, and runs at `min(desired
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import attrs
-from loguru import logger
 
 from dockpool import ConfigChange, ContainerPool, ContainerSpec, PoolConfig
+
+_logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -93,8 +95,8 @@ class SandboxPool(ContainerPool):
     def apply_config(self, config: PoolConfig) -> ConfigChange:
         ignored = ignored_keys(config.spec)
         if ignored:
-            logger.info(
-                "pool {}: {} ignored: the sandbox spec defines the container",
+            _logger.info(
+                "pool %s: %s ignored: the sandbox spec defines the container",
                 self._pool_name,
                 ", ".join(ignored),
             )
