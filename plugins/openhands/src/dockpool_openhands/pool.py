@@ -13,6 +13,7 @@ from pathlib import Path
 import attrs
 
 from dockpool import ConfigChange, ContainerPool, ContainerSpec, PoolConfig
+from dockpool_openhands import logs
 
 _logger = logging.getLogger(__name__)
 
@@ -102,6 +103,13 @@ class SandboxPool(ContainerPool):
             )
         self.desired = config.size
         return super().apply_config(self.effective(config))
+
+    def start(self) -> SandboxPool:
+        """Start the pool (see `ContainerPool.start`), with dockpool's own log records going
+        to the host's stdlib logging from now on (`logs.install`)."""
+        logs.install()
+        super().start()
+        return self
 
     def set_cap(self, cap: int | None) -> None:
         """Bound the pool's size (None: no bound) and resize it if its target changes."""
