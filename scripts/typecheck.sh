@@ -2,9 +2,10 @@
 # mypy --strict over everything typed in this repository, one run per environment:
 #   core    src/ (the benchmarks too: src/dockpool/bench/) and tests/ in .venv (root [tool.mypy])
 #   oh1     plugins/openhands against openhands-ai 1.11 (.venv-oh1): the package but its V0
-#           modules, conftest/oh_common/v1_helpers, tests/test_v1_*, bench_sandbox.py
+#           modules, conftest/oh_common/v1_helpers, tests/test_logging and tests/test_v1_*,
+#           bench_sandbox.py
 #   oh062   plugins/openhands against openhands-ai 0.62 (.venv-oh062): the shared modules,
-#           runtime_v0, v0_volumes, conftest/oh_common, tests/test_v0_*
+#           runtime_v0, v0_volumes, conftest/oh_common, tests/test_logging and tests/test_v0_*
 # The plugin runs use .venv's mypy with `--python-executable` of the OpenHands venv, so that
 # `openhands` (which ships py.typed) resolves to the generation installed there; their settings
 # are plugins/openhands/pyproject.toml's [tool.mypy]. The venvs are made by
@@ -41,6 +42,7 @@ fi
 # The files of the 0.62 run (the 1.x run's are `files` in the plugin's pyproject.toml).
 OH062_FILES=(
     src/dockpool_openhands/__init__.py
+    src/dockpool_openhands/logs.py
     src/dockpool_openhands/pool.py
     src/dockpool_openhands/probes.py
     src/dockpool_openhands/registry.py
@@ -48,6 +50,7 @@ OH062_FILES=(
     src/dockpool_openhands/v0_volumes.py
     tests/conftest.py
     tests/oh_common.py
+    tests/test_logging.py
     tests/test_v0_runtime.py
     tests/test_v0_spec.py
 )

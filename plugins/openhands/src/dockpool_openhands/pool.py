@@ -7,12 +7,15 @@ spec whatever a config (file) says about the container, and runs at `min(desired
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import attrs
-from loguru import logger
 
 from dockpool import ConfigChange, ContainerPool, ContainerSpec, PoolConfig
+from dockpool_openhands import logs
+
+_logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -93,13 +96,20 @@ class SandboxPool(ContainerPool):
     def apply_config(self, config: PoolConfig) -> ConfigChange:
         ignored = ignored_keys(config.spec)
         if ignored:
-            logger.info(
-                "pool {}: {} ignored: the sandbox spec defines the container",
+            _logger.info(
+                "pool %s: %s ignored: the sandbox spec defines the container",
                 self._pool_name,
                 ", ".join(ignored),
             )
         self.desired = config.size
         return super().apply_config(self.effective(config))
+
+    def start(self) -> SandboxPool:
+        """Start the pool (see `ContainerPool.start`), with dockpool's own log records going
+        to the host's stdlib logging from now on (`logs.install`)."""
+        logs.install()
+        super().start()
+        return self
 
     def set_cap(self, cap: int | None) -> None:
         """Bound the pool's size (None: no bound) and resize it if its target changes."""

@@ -14,12 +14,11 @@ UTC time) for as long as the process lives. It is the sandbox's `created_at` for
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import time
 from collections.abc import Hashable, Iterator
 from datetime import UTC, datetime
-
-from loguru import logger
 
 from dockpool import (
     ContainerPool,
@@ -32,6 +31,8 @@ from dockpool import (
 from dockpool_openhands.pool import PoolSettings, SandboxPool, ignored_keys
 
 __all__ = ["MEMBER_PREFIX", "REGISTRY", "PoolRegistry", "PoolSettings", "SandboxPool", "pool_name"]
+
+_logger = logging.getLogger(__name__)
 
 #: Seconds before a spec whose pool failed to start is tried again.
 RETRY_AFTER = 30.0
@@ -70,8 +71,8 @@ class PoolRegistry:
             try:
                 pool = _start_pool(spec, settings, self._room_left())
             except DockpoolError as exc:
-                logger.warning(
-                    "no pool for {} (cold starts until it can start): {}", spec.image, exc
+                _logger.warning(
+                    "no pool for %s (cold starts until it can start): %s", spec.image, exc
                 )
                 self._failed[spec] = time.monotonic()
                 return None
@@ -172,7 +173,7 @@ class PoolRegistry:
             try:
                 pool.close(timeout=timeout)
             except Exception as exc:  # shutdown must go on with the other pools
-                logger.warning("closing pool {} failed: {}", pool.name, exc)
+                _logger.warning("closing pool %s failed: %s", pool.name, exc)
 
     def reopen(self) -> None:
         """Accept new pools again after `close_all` (tests, or a host that restarts in-process)."""
@@ -195,19 +196,21 @@ def _start_pool(spec: ContainerSpec, settings: PoolSettings, cap: int | None) ->
             config = PoolConfig.from_toml(settings.config_path)
             ignored = ignored_keys(config.spec)
         except DockpoolError as exc:
-            logger.error("{} (using the built-in pool settings until it is fixed)", exc)
+            _logger.error("%s (using the built-in pool settings until it is fixed)", exc)
     pool = SandboxPool(spec, config, pool_name(config.name, spec), cap)
     if ignored:
-        logger.info(
-            "pool {}: {} ignored: the sandbox spec defines the container", pool.name, ignored
+        _logger.info(
+            "pool %s: %s ignored: the sandbox spec defines the container",
+            pool.name,
+            ", ".join(ignored),
         )
     pool.start()
     if settings.config_path is not None:
         try:
             pool.watch_config(settings.config_path)
         except Exception as exc:  # the pool runs on; only hot reload is missing
-            logger.error("pool {}: cannot watch {}: {}", pool.name, settings.config_path, exc)
-    logger.info("pool {}: {} warm members of {}", pool.name, pool.config.size, spec.image)
+            _logger.error("pool %s: cannot watch %s: %s", pool.name, settings.config_path, exc)
+    _logger.info("pool %s: %s warm members of %s", pool.name, pool.config.size, spec.image)
     return pool
 
 

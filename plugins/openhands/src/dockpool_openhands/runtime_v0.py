@@ -20,6 +20,7 @@ host ports back from the container, so its API, VSCode and app URLs are right ei
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ from typing import Any
 import docker
 from openhands.core.config import OpenHandsConfig
 from openhands.core.logger import DEBUG
-from openhands.core.logger import openhands_logger as logger
 from openhands.runtime.impl.docker.docker_runtime import (
     APP_PORT_RANGE_1,
     APP_PORT_RANGE_2,
@@ -53,6 +53,10 @@ VSCODE_PORT = VSCODE_PORT_RANGE[0]
 APP_PORTS = (APP_PORT_RANGE_1[0], APP_PORT_RANGE_2[0])
 #: The environment variable naming dockpool's config.toml.
 CONFIG_ENV = "DOCKPOOL_CONFIG"
+
+#: The plugin's own records (stdlib, like dockpool's once forwarded: see `logs`). Lines about
+#: one session's runtime go through `Runtime.log` instead, with OpenHands' other runtime lines.
+_logger = logging.getLogger(__name__)
 
 
 def pool_settings() -> PoolSettings:
@@ -166,7 +170,7 @@ class PooledDockerRuntime(DockerRuntime):
             if spec is not None:
                 REGISTRY.pool_for(spec, pool_settings())
         except Exception as exc:  # the server must start anyway; pools start lazily then
-            logger.warning(f"dockpool: pool not started at setup: {exc}")
+            _logger.warning("dockpool: pool not started at setup: %s", exc)
 
     @classmethod
     def teardown(cls, config: OpenHandsConfig) -> None:
