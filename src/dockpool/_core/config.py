@@ -16,21 +16,20 @@ from typing import Any
 
 import attrs
 
+from dockpool._core.config_spec import SpecReader
+from dockpool._core.endpoint import DEFAULT_ADDRESS, Endpoint
 from dockpool._core.errors import ConfigError
-from dockpool._core.spec import ContainerSpec, HealthCheck, Readiness, WarmUpRequest
+from dockpool._core.spec import ContainerSpec
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,40}$")
 
 _SANDBOX_KEYS = {"container_pool_size"}
-_HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
-_READINESS_KEYS = {"port", "path", "interval", "timeout", "warmup", "warmup_timeout"}
-_WARMUP_KEYS = {"path", "method", "body", "env_headers"}
 _DOCKPOOL_KEYS = {
     "name", "image", "command", "entrypoint", "ports", "environment", "labels", "volumes",
     "working_dir", "init", "extra_hosts", "mem_limit", "cpus", "user", "network",
     "port_host_ip", "random_env", "healthcheck", "readiness", "max_containers",
     "create_concurrency", "max_pool_size",
-    "max_age", "ready_timeout", "resync_interval",
+    "max_age", "ready_timeout", "resync_interval", "metrics",
 }  # fmt: skip
 
 
@@ -48,6 +47,8 @@ class PoolConfig:
     resync_interval: float = 60.0
     #: self-sizing: the target follows the claim rate up to this (None: the size is fixed)
     max_pool_size: int | None = None
+    #: where this process serves Prometheus metrics and its status (None: nowhere)
+    metrics: Endpoint | None = None
     path: Path | None = attrs.field(default=None, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -104,73 +105,8 @@ def _check_limits(cfg: PoolConfig) -> list[str]:
     return problems
 
 
-class _Reader:
-    """Typed access to the parsed TOML, turning every problem into a located ConfigError."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def fail(self, table: str, key: str | None, problem: str) -> ConfigError:
-        where = f"[{table}]" if key is None else f"[{table}] {key}"
-        line = self.line_of(table, key)
-        at = f" (line {line})" if line else ""
-        return ConfigError(f"{self.path}: {where}{at}: {problem}")
-
-    def line_of(self, table: str, key: str | None) -> int | None:
-        """Best-effort line number of `key` in `[table]` (or of the table header)."""
-        current = ""
-        header = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
-        for number, line in enumerate(self.lines, start=1):
-            match = header.match(line)
-            if match:
-                current = match.group(1).replace('"', "").replace(" ", "")
-                if key is None and current == table:
-                    return number
-                continue
-            if key is None:
-                continue
-            dotted = re.match(r"^\s*([A-Za-z0-9_.\"-]+)\s*=", line)
-            if not dotted:
-                continue
-            full = ".".join(filter(None, [current, dotted.group(1).replace('"', "")]))
-            if full == f"{table}.{key}":
-                return number
-        return None
-
-    def table(
-        self, data: Mapping[str, Any], name: str, parent: str | None = None
-    ) -> dict[str, Any]:
-        value = data.get(name, {})
-        full = f"{parent}.{name}" if parent else name
-        if not isinstance(value, dict):
-            raise self.fail(parent or full, name if parent else None, "must be a table")
-        return value
-
-    def check_keys(self, table: str, value: Mapping[str, Any], allowed: set[str]) -> None:
-        for key in value:
-            if key not in allowed:
-                known = ", ".join(sorted(allowed))
-                raise self.fail(table, key, f"unknown key (known keys: {known})")
-
-    def get(self, table: str, data: Mapping[str, Any], key: str, kind: str, default: Any) -> Any:
-        if key not in data:
-            return default
-        value = data[key]
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "number": isinstance(value, int | float) and not isinstance(value, bool),
-            "str": isinstance(value, str),
-            "bool": isinstance(value, bool),
-            "str list": isinstance(value, list) and all(isinstance(v, str) for v in value),
-            "int list": isinstance(value, list)
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
-            "table of strings": isinstance(value, dict)
-            and all(isinstance(v, str) for v in value.values()),
-        }[kind]
-        if not ok:
-            raise self.fail(table, key, f"expected {_article(kind)}, got {value!r}")
-        return value
+class _Reader(SpecReader):
+    """Builds a `PoolConfig` out of one parsed file."""
 
     def build(self, data: Mapping[str, Any]) -> PoolConfig:
         self.check_keys("<top level>", data, {"sandbox", "dockpool"})
@@ -193,6 +129,7 @@ class _Reader:
                 self.checked(pool, "resync_interval", "number", 60, _at_least(0))
             ),
             max_pool_size=self.max_pool_size(pool, size),
+            metrics=self.metrics(self.table(pool, "metrics", "dockpool")),
             path=self.path,
         )
 
@@ -206,108 +143,18 @@ class _Reader:
             )
         return value
 
-    def checked(self, data: Mapping[str, Any], key: str, kind: str, default: Any, rule: Any) -> Any:
-        value = self.get("dockpool", data, key, kind, default)
-        problem = rule(value)
-        if problem:
-            raise self.fail("dockpool", key, problem)
-        return value
-
-    def spec(self, pool: Mapping[str, Any]) -> ContainerSpec:
-        image = self.get("dockpool", pool, "image", "str", None)
-        if image is None:
-            raise self.fail("dockpool", "image", "missing: name the image pool members run")
-        if not image.strip():
-            raise self.fail("dockpool", "image", "must not be empty")
-        fields: dict[str, Any] = {"image": image}
-        kinds = {
-            "command": "str list", "entrypoint": "str list", "ports": "int list",
-            "environment": "table of strings", "labels": "table of strings",
-            "volumes": "table of strings", "extra_hosts": "table of strings",
-            "working_dir": "str", "init": "bool", "mem_limit": "str", "cpus": "number",
-            "user": "str", "network": "str", "port_host_ip": "str", "random_env": "str list",
-        }  # fmt: skip
-        for key, kind in kinds.items():
-            if key in pool:
-                fields[key] = self.get("dockpool", pool, key, kind, None)
-        if "healthcheck" in pool:
-            fields["healthcheck"] = self.healthcheck(self.table(pool, "healthcheck", "dockpool"))
-        if "readiness" in pool:
-            fields["readiness"] = self.readiness(self.table(pool, "readiness", "dockpool"))
+    def metrics(self, raw: Mapping[str, Any]) -> Endpoint | None:
+        table = "dockpool.metrics"
+        self.check_keys(table, raw, {"address"})
+        if not raw:
+            return None
+        address = self.get(table, raw, "address", "str", None)
+        if address is None:
+            raise self.fail(table, "address", f"missing: e.g. {DEFAULT_ADDRESS!r}")
         try:
-            return ContainerSpec(**fields)
+            return Endpoint.parse(address)
         except ValueError as exc:
-            raise self.fail("dockpool", _key_named_in(str(exc), fields), str(exc)) from None
-
-    def healthcheck(self, raw: Mapping[str, Any]) -> HealthCheck:
-        table = "dockpool.healthcheck"
-        self.check_keys(table, raw, _HEALTH_KEYS)
-        test = self.get(table, raw, "test", "str list", None)
-        if not test:
-            raise self.fail(table, "test", 'missing: e.g. ["CMD", "curl", "-f", "http://..."]')
-        values = {
-            key: self.get(table, raw, key, kind, None)
-            for key, kind in [
-                ("interval", "number"), ("timeout", "number"), ("retries", "int"),
-                ("start_period", "number"), ("start_interval", "number"),
-            ]
-            if key in raw
-        }  # fmt: skip
-        try:
-            return HealthCheck(test=test, **values)
-        except ValueError as exc:
-            key = _key_named_in(str(exc), values) or "test"
-            raise self.fail(table, key, str(exc)) from None
-
-    def readiness(self, raw: Mapping[str, Any]) -> Readiness:
-        table = "dockpool.readiness"
-        self.check_keys(table, raw, _READINESS_KEYS)
-        port = self.get(table, raw, "port", "int", None)
-        if port is None:
-            raise self.fail(table, "port", "missing: the container port to probe, one of ports")
-        values: dict[str, Any] = {
-            key: self.get(table, raw, key, kind, None)
-            for key, kind in [("path", "str"), ("interval", "number"), ("timeout", "number"),
-                              ("warmup_timeout", "number")]
-            if key in raw
-        }  # fmt: skip
-        if "warmup" in raw:
-            steps = raw["warmup"]
-            if not isinstance(steps, list) or not all(isinstance(x, dict) for x in steps):
-                raise self.fail(table, "warmup", "must be an array of tables ([[...warmup]])")
-            values["warmup"] = [self.warmup_request(step) for step in steps]
-        try:
-            return Readiness(port=port, **values)
-        except ValueError as exc:
-            raise self.fail(table, _key_named_in(str(exc), values) or "port", str(exc)) from None
-
-    def warmup_request(self, raw: Mapping[str, Any]) -> WarmUpRequest:
-        table = "dockpool.readiness.warmup"
-        self.check_keys(table, raw, _WARMUP_KEYS)
-        path = self.get(table, raw, "path", "str", None)
-        if path is None:
-            raise self.fail(table, "path", 'missing: e.g. "/api/warm"')
-        kinds = [("method", "str"), ("body", "str"), ("env_headers", "table of strings")]
-        values = {key: self.get(table, raw, key, kind, None) for key, kind in kinds if key in raw}
-        try:
-            return WarmUpRequest(path=path, **values)
-        except ValueError as exc:
-            raise self.fail(table, _key_named_in(str(exc), values) or "path", str(exc)) from None
-
-
-def _article(kind: str) -> str:
-    return ("an " if kind[0] in "aeiou" else "a ") + kind
-
-
-def _key_named_in(message: str, fields: Mapping[str, Any]) -> str | None:
-    for key in sorted(fields, key=len, reverse=True):
-        if key in message:
-            return key
-    if "port" in message:
-        return "ports"
-    if "label" in message:
-        return "labels"
-    return None
+            raise self.fail(table, "address", str(exc)) from None
 
 
 def _valid_name(value: str) -> str | None:
