@@ -289,7 +289,7 @@ class FakeDocker:
             rows = [
                 self._view(c)
                 for c in self.containers.values()
-                if all(c.labels.get(k) == v for k, v in labels.items())
+                if all(c.labels.get(k) == v or (not v and k in c.labels) for k, v in labels.items())
             ]
         self.on_list()
         return rows

@@ -10,6 +10,7 @@ from loguru import logger
 from dockpool import signals
 from dockpool._core.config import PoolConfig
 from dockpool._core.config_change import ConfigChange
+from dockpool._core.endpoint import Endpoint
 from dockpool._core.errors import (
     ClaimError,
     ConfigError,
@@ -56,6 +57,7 @@ __all__ = [
     "DaemonUnavailableError",
     "DockerError",
     "DockpoolError",
+    "Endpoint",
     "HealthCheck",
     "ImageNotFoundError",
     "Lease",

@@ -2,6 +2,7 @@
 
 dockpool run --config config.toml      run a pool until SIGINT/SIGTERM, logging every change
 dockpool config --config config.toml   validate a config file and print it as JSON
+dockpool status [--once|--json]     show a pool: its running process's view, else the engine's
 dockpool bench [--agent-server|--smoke|--help ...]   benchmark pooled against cold
                                        (`dockpool.bench`, installed with dockpool; its plots
                                        need the `dockpool[bench]` extra)
@@ -15,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -37,6 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     show = sub.add_parser("config", help="validate a config file and print it as JSON")
     show.add_argument("--config", default="config.toml", help="path of config.toml")
+    status = sub.add_parser(
+        "status",
+        help="show a pool: from its running process (--url, or the config's [dockpool.metrics] "
+        "address), else from the engine alone",
+    )
+    status.add_argument("--config", default="config.toml", help="path of config.toml")
+    status.add_argument("--url", default=None, help="a pool process's address (http://host:port)")
+    status.add_argument("--engine", action="store_true", help="read the engine only")
+    status.add_argument("--pool", default=None, help="with the engine: this pool only")
+    status.add_argument("--docker-url", default=None, help="Docker engine URL (default: env)")
+    status.add_argument("--once", action="store_true", help="print once and exit")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     bench = sub.add_parser(
         "bench",
         add_help=False,
@@ -87,6 +102,7 @@ def _show_config(path: str) -> int:
         "max_age": cfg.max_age,
         "ready_timeout": cfg.ready_timeout,
         "resync_interval": cfg.resync_interval,
+        "metrics": None if cfg.metrics is None else str(cfg.metrics),
         "spec": cfg.spec.canonical(),
     }
     print(json.dumps(out, indent=2))
@@ -165,6 +181,29 @@ def _run(path: str, docker_url: str | None, watch: bool) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dockpool import status_view
+
+    config_url, pool = None, args.pool
+    if args.url is None and Path(args.config).is_file():
+        try:
+            config = PoolConfig.from_toml(args.config)
+        except DockpoolError as exc:  # a broken file must not hide the pool: read the engine
+            logger.warning("{}; reading the engine instead", exc)
+        else:
+            pool = pool or config.name
+            config_url = config.metrics.url("/status") if config.metrics else None
+    fetch, where = status_view.pick_source(args.url, config_url, args.engine, args.docker_url, pool)
+    console = Console()
+    if not args.json:
+        console.print(f"dockpool status: {where}", style="dim")
+    return status_view.show(
+        fetch, console, once=args.once, as_json=args.json, interval=max(0.2, args.interval)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dockpool` command."""
     bench = _bench_argv(sys.argv[1:] if argv is None else argv)
@@ -175,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config":
             return _show_config(args.config)
+        if args.command == "status":
+            return _status(args)
         if args.command == "run":
             return _run(args.config, args.docker_url, watch=not args.no_watch)
     except DockpoolError as exc:

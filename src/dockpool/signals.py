@@ -26,6 +26,8 @@ Member signals (payload: `member`, a `MemberInfo`; `reason`, a str, may be empty
 Pool signals:
 
 - `cold_start`       a claim found no ready member and started a container itself; `lease`.
+- `claim_failed`     a claim raised (neither the pool nor a cold start could serve it, or the
+                     name was taken); `session` (str), `reason` (the error's message).
 - `pool_degraded`    members keep failing before ready; `failures` (consecutive count),
                      `retry_in` (seconds of back-off before the next create), `reason`.
 - `pool_recovered`   a member became ready after the pool was degraded.
@@ -61,6 +63,7 @@ member_failed = namespace.signal("member_failed", doc="A member's create or star
 member_retiring = namespace.signal("member_retiring", doc="The pool is removing a member.")
 member_retired = namespace.signal("member_retired", doc="A retired member is gone.")
 cold_start = namespace.signal("cold_start", doc="A claim was served by a cold start.")
+claim_failed = namespace.signal("claim_failed", doc="A claim raised: nothing was handed over.")
 pool_degraded = namespace.signal("pool_degraded", doc="Members keep failing; backing off.")
 pool_recovered = namespace.signal("pool_recovered", doc="Members become ready again.")
 pool_resized = namespace.signal("pool_resized", doc="The target size changed.")
@@ -74,9 +77,9 @@ upkeep_changed = namespace.signal("upkeep_changed", doc="This process took or lo
 
 ALL = (
     member_creating, member_started, member_ready, member_claimed, member_lost, member_failed,
-    member_retiring, member_retired, cold_start, pool_degraded, pool_recovered, pool_resized,
-    config_changed, config_rejected, docker_event, stream_lost, stream_restored, resynced,
-    upkeep_changed,
+    member_retiring, member_retired, cold_start, claim_failed, pool_degraded, pool_recovered,
+    pool_resized, config_changed, config_rejected, docker_event, stream_lost, stream_restored,
+    resynced, upkeep_changed,
 )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ def test_all_is_pinned() -> None:
             "ContainerNotFoundError", "ContainerSpec", "DaemonUnavailableError", "DockerError",
             "DockpoolError", "HealthCheck", "ImageNotFoundError", "NameConflictError", "Readiness",
             "NameInUseError", "PoolClosedError", "PoolConfig", "PoolError", "PoolTimeoutError",
-            "State", "WarmUpRequest", "__version__", "signals",
+            "State", "WarmUpRequest", "Endpoint", "__version__", "signals",
         ]
     )  # fmt: skip
     for name in dockpool.__all__:

@@ -3,11 +3,13 @@ run in the 1.x environment)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from dockpool_openhands.pool import PoolSettings, SandboxPool, ignored_keys
 from dockpool_openhands.registry import PoolRegistry
 from oh_common import STUB_IMAGE, pool_name_for, require_image
 
-from dockpool import POOL_LABEL, ContainerSpec, HealthCheck, PoolConfig
+from dockpool import POOL_LABEL, ConfigError, ContainerSpec, HealthCheck, PoolConfig
 
 pytestmark = pytest.mark.oh1
 
@@ -145,3 +147,25 @@ def test_pools_are_drained_at_exit(docker_api: Any, tmp_path: Path) -> None:
     while members(docker_api, pool_name) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert members(docker_api, pool_name) == []
+
+
+def test_a_plugin_pool_serves_metrics_and_status(registry: PoolRegistry) -> None:
+    """OH_SANDBOX_POOL_METRICS: the plugin's pool serves /metrics and /status; a claim through
+    the registry lands in the hit counter; a bad address is one clear ConfigError."""
+    settings = PoolSettings(size=1, name=pool_name_for("metrics"), metrics="127.0.0.1:0")
+    pool = registry.pool_for(stub_spec(), settings)
+    assert pool is not None
+    pool.wait_until_full(timeout=60)
+    address = pool.metrics_endpoint.address
+    assert address is not None, pool.metrics_endpoint.error
+    lease = registry.try_claim(pool, f"{pool_name_for('metrics')}-claimed")
+    assert lease is not None and lease.from_pool
+    with urllib.request.urlopen(address.url("/metrics"), timeout=5) as answer:
+        text = answer.read().decode()
+    hit = f'dockpool_claims_total{{outcome="hit",pool="{pool.name}"}} 1.0'
+    assert hit in text
+    with urllib.request.urlopen(address.url("/status"), timeout=5) as answer:
+        status = json.loads(answer.read())
+    assert status["pool"] == pool.name and status["claims"]["hit"] == 1
+    with pytest.raises(ConfigError, match="OH_SANDBOX_POOL_METRICS: 'nowhere' is not host:port"):
+        PoolSettings(metrics="nowhere").pool_config(stub_spec())

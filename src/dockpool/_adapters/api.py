@@ -27,6 +27,7 @@ class ContainerView:
     labels: Mapping[str, str]
     ports: Mapping[int, int] = attrs.field(factory=dict)  # container port -> host port (tcp)
     env: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # from inspect only
+    created: float = 0.0  # Unix time of its creation (from list only)
 
     @property
     def running(self) -> bool:
@@ -84,7 +85,8 @@ class EngineApi(Protocol):
         ...
 
     def list(self, labels: Mapping[str, str]) -> list[ContainerView]:
-        """Every container (running or not) carrying all of `labels`, in one request."""
+        """Every container (running or not) carrying all of `labels` (a value of "": the label
+        with any value), in one request."""
         ...
 
     def close(self) -> None: ...

@@ -242,8 +242,9 @@ class DockerAdapter:
         )
 
     def list(self, labels: Mapping[str, str]) -> list[ContainerView]:
-        """Every container (running or not) carrying all of `labels`, in one request."""
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        """Every container (running or not) carrying all of `labels` (a value of "": any
+        value), in one request."""
+        filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
         rows = self._call("listing containers", self._api.containers, all=True, filters=filters)
         return [_from_row(row) for row in rows]
 
@@ -298,6 +299,7 @@ def _from_row(row: Mapping[str, Any]) -> ContainerView:
         health=health,
         labels=row.get("Labels") or {},
         ports=ports,
+        created=float(row.get("Created") or 0),
     )
 
 

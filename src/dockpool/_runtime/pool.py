@@ -12,7 +12,6 @@ peers.py for who does the upkeep, locks.py for why a member goes to exactly one 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import secrets
 import threading
@@ -32,6 +31,7 @@ from dockpool._adapters.docker_api import DockerAdapter
 from dockpool._adapters.event_stream import DockerEventSource, EventSource
 from dockpool._core.config import PoolConfig
 from dockpool._core.config_change import ConfigChange
+from dockpool._core.endpoint import Endpoint
 from dockpool._core.errors import (
     ClaimError,
     ConfigError,
@@ -43,10 +43,13 @@ from dockpool._core.spec import POOL_LABEL, ContainerSpec
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.claims import check_name, claim_from_pool, cold_start
 from dockpool._runtime.lease import Lease, PoolStats
+from dockpool._runtime.metrics import MetricsEndpoint
+from dockpool._runtime.observe import Observer
 from dockpool._runtime.reload import apply_config, describe
 from dockpool._runtime.runtime import Runtime
 from dockpool._runtime.state import Lifecycle
-from dockpool._runtime.workers import in_own_thread
+from dockpool._runtime.status import process_status
+from dockpool._runtime.workers import cancellable_in_own_thread
 
 
 class ContainerPool:
@@ -69,6 +72,7 @@ class ContainerPool:
         ready_timeout: float = 120.0,
         resync_interval: float = 60.0,
         max_pool_size: int | None = None,
+        metrics: Endpoint | None = None,
         docker_url: str | None = None,
         adapter: EngineApi | None = None,
         event_source: EventSource | None = None,
@@ -85,6 +89,7 @@ class ContainerPool:
             ready_timeout=ready_timeout,
             resync_interval=resync_interval,
             max_pool_size=max_pool_size,
+            metrics=metrics,
         )
         self._docker_url = docker_url
         self._adapter = adapter
@@ -96,6 +101,10 @@ class ContainerPool:
         self._watchers: list[ConfigWatcher] = []
         #: this process's token on the engine (names its presence and hands)
         self.token = secrets.token_hex(4)
+        #: claims by outcome, their latency, recent events (for `status()` and metrics)
+        self.observer = Observer(self)
+        #: where this process serves metrics and status (`[dockpool.metrics]`)
+        self.metrics_endpoint = MetricsEndpoint(name, self.status)
 
     @classmethod
     def from_config(cls, config: PoolConfig, **options: Any) -> ContainerPool:
@@ -157,29 +166,16 @@ class ContainerPool:
             raise
         self._rt = rt
         self._lifecycle = rt.state.lifecycle = Lifecycle.RUNNING
-        rt.listener.on_connect = self._on_connect
-        rt.listener.on_lost = self._on_lost
+        self.observer.connect()
+        self.metrics_endpoint.apply(cfg.metrics)
+        rt.listener.on_connect = rt.on_stream_connect
+        rt.listener.on_lost = rt.on_stream_lost
         rt.reconciler.start()
         rt.listener.start()
         role = "upkeep leader" if rt.peers.leader else "follower"
         logger.info("pool {}: started as {} ({}), target size {} ({})",
                     cfg.name, role, self.token, cfg.size, cfg.spec.image)  # fmt: skip
         return self
-
-    def _on_connect(self, again: bool) -> None:
-        rt = self._rt
-        if rt is None:
-            return
-        if again:
-            logger.info("pool {}: event stream restored; resyncing", self.name)
-            signals.send("stream_restored", self)
-            with rt.state.lock:  # creates that failed while the engine was away were not the
-                rt.executor.backoff.succeed()  # members' fault: refill at once
-        rt.reconciler.request_resync()
-
-    def _on_lost(self, reason: str, retry_in: float) -> None:
-        logger.warning("pool {}: {}; reconnecting in {:.1f} s", self.name, reason, retry_in)
-        signals.send("stream_lost", self, error=reason, retry_in=retry_in)
 
     def _running(self) -> Runtime:
         if self._rt is None or self._lifecycle is not Lifecycle.RUNNING:
@@ -199,19 +195,25 @@ class ContainerPool:
         taken (nothing is touched then); ClaimError if neither the pool nor a cold start could
         serve it (the message says why).
         """
-        return self._claim(session_name, timeout, None)
+        return self._claim(session_name, timeout)
 
-    def _claim(self, session: str, timeout: float | None, cancel: threading.Event | None) -> Lease:
+    def _claim(
+        self, session: str, timeout: float | None, cancel: threading.Event | None = None
+    ) -> Lease:
         rt = self._running()
         check_name(session)
         started = time.perf_counter()
-        with rt.state.claiming():  # refill creates wait for it (bounded): claims first
-            lease = claim_from_pool(rt.executor, session, started, cancel)
-            if lease is None:
-                if cancel is not None and cancel.is_set():  # no cold start for one that left
-                    raise ClaimError(f"claim {session!r}: cancelled")
-                wait = rt.state.config.ready_timeout if timeout is None else timeout
-                lease = cold_start(rt.executor, session, started, wait, cancel)
+        try:
+            with rt.state.claiming():  # refill creates wait for it (bounded): claims first
+                lease = claim_from_pool(rt.executor, session, started, cancel)
+                if lease is None:
+                    if cancel is not None and cancel.is_set():  # no cold start for one that left
+                        raise ClaimError(f"claim {session!r}: cancelled")
+                    wait = rt.state.config.ready_timeout if timeout is None else timeout
+                    lease = cold_start(rt.executor, session, started, wait, cancel)
+        except DockpoolError as exc:
+            signals.send("claim_failed", self, session=session, reason=str(exc))
+            raise
         rt.autosize.claimed(hit=lease.from_pool)
         return lease
 
@@ -230,27 +232,9 @@ class ContainerPool:
         If the awaiting task is cancelled, the claim stops before its rename if it can; a
         container renamed for it all the same is removed (it was never handed to anyone).
         """
-        cancel = threading.Event()
-        job = functools.partial(self._claim, session_name, timeout, cancel)
-        loop = asyncio.get_running_loop()
-        future = in_own_thread(loop, job, f"dockpool-{self.name}-claim", self._undo)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancel.set()
-            future.add_done_callback(self._undo_cancelled)
-            raise
-
-    def _undo_cancelled(self, future: asyncio.Future[Lease]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self._undo(future.result())
-
-    def _undo(self, lease: Lease) -> None:
-        rt = self._rt
-        logger.warning("claim {}: its caller went away; removing {} (never handed out)",
-                       lease.name, lease.container_id[:12])  # fmt: skip
-        if rt is not None:
-            rt.executor.removes.submit(functools.partial(rt.discard_unclaimed_lease, lease))
+        job = functools.partial(self._claim, session_name, timeout)
+        rt = self._running()
+        return await cancellable_in_own_thread(job, f"dockpool-{self.name}-claim", rt.undelivered)
 
     def resize(self, size: int) -> None:
         """Change the target size: growing creates members, shrinking retires the surplus."""
@@ -267,6 +251,8 @@ class ContainerPool:
             self.resize(effective.size)
         if {"max_pool_size", "max_containers"} & set(change.live):
             rt.autosize.refresh()
+        if "metrics" in change.live:
+            self.metrics_endpoint.apply(effective.metrics)
         return change
 
     def watch_config(self, path: str | Path) -> ConfigWatcher:
@@ -294,6 +280,12 @@ class ContainerPool:
         logger.error("{} (the pool keeps its last good config)", error)
         signals.send("config_rejected", self, error=error)
 
+    def status(self) -> dict[str, Any]:
+        """What `dockpool status` shows of this pool (plain data; see `_runtime/status.py`):
+        members with state, age, health and spec; sizes and caps; claims by outcome, hit rate
+        and latency histogram; recent events and failures."""
+        return process_status(self)
+
     def stats(self) -> PoolStats:
         """A snapshot of the pool's counters."""
         if self._rt is None:
@@ -311,8 +303,10 @@ class ContainerPool:
         self._lifecycle = Lifecycle.CLOSING
         for watcher in self._watchers:
             watcher.stop(timeout=min(2.0, timeout))
+        self.metrics_endpoint.close()
         ok = rt.close(timeout)
         self._lifecycle = Lifecycle.CLOSED
+        self.observer.disconnect()
         logger.info("pool {}: closed{}", self.name, "" if ok else " (some calls still running)")
 
     def __enter__(self) -> ContainerPool:

@@ -9,6 +9,7 @@ stream). `close` takes them down in the order that loses nothing.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -139,6 +140,25 @@ class Runtime:
                 stream_reconnects=max(0, self.listener.connects - 1),
                 resyncs=c.resyncs,
             )
+
+    def on_stream_connect(self, again: bool) -> None:
+        """The listener (re)connected: a resync follows; after an outage, refill at once."""
+        if again:
+            logger.info("pool {}: event stream restored; resyncing", self.state.name)
+            signals.send("stream_restored", self.executor.sender)
+            with self.state.lock:  # creates that failed while the engine was away were not
+                self.executor.backoff.succeed()  # the members' fault
+        self.reconciler.request_resync()
+
+    def on_stream_lost(self, reason: str, retry_in: float) -> None:
+        logger.warning("pool {}: {}; reconnecting in {:.1f} s", self.state.name, reason, retry_in)
+        signals.send("stream_lost", self.executor.sender, error=reason, retry_in=retry_in)
+
+    def undelivered(self, lease: Lease) -> None:
+        """A claim's caller went away before receiving `lease`: remove it (on a remove worker)."""
+        logger.warning("claim {}: its caller went away; removing {} (never handed out)",
+                       lease.name, lease.container_id[:12])  # fmt: skip
+        self.executor.removes.submit(functools.partial(self.discard_unclaimed_lease, lease))
 
     def discard_unclaimed_lease(self, lease: Lease) -> None:
         """Remove a container renamed for a claim whose caller went away before receiving it."""

@@ -119,6 +119,27 @@ def in_own_thread(
     return future
 
 
+async def cancellable_in_own_thread(
+    job: Callable[[threading.Event], T], name: str, undelivered: Callable[[T], None]
+) -> T:
+    """Await `job(cancel)` run by `in_own_thread`. If the awaiting task is cancelled, `cancel`
+    is set (the job should stop early if it can) and a result it returns all the same goes to
+    `undelivered`: nobody received it."""
+    cancel = threading.Event()
+    future = in_own_thread(asyncio.get_running_loop(), lambda: job(cancel), name, undelivered)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        cancel.set()
+
+        def settled(done: asyncio.Future[T]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                undelivered(done.result())
+
+        future.add_done_callback(settled)
+        raise
+
+
 def _post(loop: asyncio.AbstractEventLoop, settle: Callable[[bool, object], None],
           ok: bool, outcome: object) -> bool:  # fmt: skip
     try:

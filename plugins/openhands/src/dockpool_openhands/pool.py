@@ -12,7 +12,7 @@ from pathlib import Path
 
 import attrs
 
-from dockpool import ConfigChange, ContainerPool, ContainerSpec, PoolConfig
+from dockpool import ConfigChange, ConfigError, ContainerPool, ContainerSpec, Endpoint, PoolConfig
 from dockpool_openhands import logs
 
 _logger = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ class PoolSettings:
     #: (v1_spec.WARM_UP); False: once it answers `/ready`.
     warm_up: bool = True
     config_path: Path | None = None
+    #: "host:port" of the metrics and status endpoint (a config file's [dockpool.metrics]
+    #: takes precedence); None: none
+    metrics: str | None = None
     max_containers: int = 16
     create_concurrency: int = 2
     max_age: float = 0.0
@@ -55,7 +58,16 @@ class PoolSettings:
             max_age=self.max_age,
             ready_timeout=self.ready_timeout,
             resync_interval=self.resync_interval,
+            metrics=self.metrics_endpoint(),
         )
+
+    def metrics_endpoint(self) -> Endpoint | None:
+        if not self.metrics:
+            return None
+        try:
+            return Endpoint.parse(self.metrics)
+        except ValueError as exc:
+            raise ConfigError(f"OH_SANDBOX_POOL_METRICS: {exc}") from None
 
 
 class SandboxPool(ContainerPool):
@@ -84,6 +96,7 @@ class SandboxPool(ContainerPool):
             max_age=start.max_age,
             ready_timeout=start.ready_timeout,
             resync_interval=start.resync_interval,
+            metrics=start.metrics,
         )
 
     def effective(self, config: PoolConfig) -> PoolConfig:

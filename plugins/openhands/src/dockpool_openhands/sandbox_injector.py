@@ -89,6 +89,16 @@ class PooledDockerSandboxServiceInjector(DockerSandboxServiceInjector):
         ),
     )
 
+    pool_metrics: str | None = Field(
+        default=None,
+        description=(
+            "host:port where each pool serves Prometheus metrics (/metrics) and its status "
+            "(/status, read by `dockpool status --url`), e.g. 127.0.0.1:9464; unset: none. "
+            "With several workers, the first to bind serves it. "
+            "Configure via OH_SANDBOX_POOL_METRICS."
+        ),
+    )
+
     def pool_settings(self) -> PoolSettings | None:
         """The pool's settings; None (the stock service) for size 0 without a config file."""
         if self.pool_size == 0 and not self.pool_config:
@@ -100,6 +110,7 @@ class PooledDockerSandboxServiceInjector(DockerSandboxServiceInjector):
             max_age=self.pool_max_age,
             pool_cold_starts=self.pool_cold_starts,
             warm_up=self.pool_warm_up,
+            metrics=self.pool_metrics,
         )
 
     async def inject(
