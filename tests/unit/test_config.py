@@ -61,6 +61,8 @@ READINESS = MINIMAL + "ports = [8000]\n\n[dockpool.readiness]\n"
         ('port = 8000\npath = "ready"', r"\[dockpool.readiness\] path.*must start with /"),
         ("port = 8000\ninterval = 0", r"\[dockpool.readiness\] interval.*must be > 0"),
         ("port = 8000\nperiod = 1", r"\[dockpool.readiness\].*period"),
+        ('port = 8000\nhost = "http://x"', r"\[dockpool.readiness\] host.*not a host name"),
+        ("port = 8000\nhost = 1", r"\[dockpool.readiness\] host.*expected a str"),
         ('port = 8000\nwarmup = "/x"', r"\[dockpool.readiness\] warmup.*array of tables"),
         (
             'port = 8000\n[[dockpool.readiness.warmup]]\nmethod = "POST"',
@@ -88,6 +90,12 @@ def test_bad_readiness_is_one_clear_error(tmp_path: Path, table: str, message: s
 def test_readiness_defaults(tmp_path: Path) -> None:
     cfg = PoolConfig.from_toml(_write(tmp_path, READINESS + "port = 8000\n"))
     assert cfg.spec.readiness == Readiness(port=8000, path="/", interval=0.05, timeout=1.0)
+
+
+def test_readiness_host(tmp_path: Path) -> None:
+    text = READINESS + 'port = 8000\nhost = "host.docker.internal"\n'
+    readiness = PoolConfig.from_toml(_write(tmp_path, text)).spec.readiness
+    assert readiness is not None and readiness.host == "host.docker.internal"
 
 
 def test_readiness_warm_up(tmp_path: Path) -> None:

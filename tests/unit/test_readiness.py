@@ -201,3 +201,31 @@ def test_the_claims_check_runs_alongside_the_rename(
     lease = pool.claim("session-1", timeout=10)
     assert asked_before_renamed == [True]
     assert lease.from_pool and lease.ports[8000] == servers[0].port
+
+
+@pytest.mark.parametrize("host", [None, "127.0.0.1"])
+def test_the_probe_goes_where_readiness_host_says(
+    docker: FakeDocker, servers: list[Server], host: str | None
+) -> None:
+    """Published on 127.0.0.2 (where nothing listens): only `Readiness.host` reaches them."""
+    servers[0].up = servers[1].up = True
+    readiness = Readiness(port=8000, path="/ready", interval=0.02, timeout=0.5, host=host)
+    spec = ContainerSpec(image="img:1", ports=[8000], port_host_ip="127.0.0.2",
+                         healthcheck=LIVENESS, readiness=readiness)  # fmt: skip
+    pool = ContainerPool(spec, size=1, name="fake", adapter=docker, event_source=docker.events,
+                         backoff=Backoff(base=0.01, cap=0.05)).start()  # fmt: skip
+    try:
+        if host is None:
+            time.sleep(0.3)  # 15 probe intervals
+            assert pool.stats().ready == 0 and servers[0].gets == 0
+        else:
+            assert wait_for(lambda: pool.stats().ready == 1, timeout=2)
+            assert servers[0].gets >= 1
+    finally:
+        pool.close(timeout=5)
+
+
+def test_readiness_host_must_be_a_host() -> None:
+    for bad in ("", "http://x", "a b"):
+        with pytest.raises(ValueError, match="readiness host"):
+            Readiness(port=8000, host=bad)

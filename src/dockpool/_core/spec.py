@@ -129,7 +129,7 @@ def _requests(value: Iterable[WarmUpRequest]) -> tuple[WarmUpRequest, ...]:
 
 @attrs.frozen
 class Readiness:
-    """dockpool's own readiness probe: GET http://<port_host_ip>:<published port><path>.
+    """dockpool's own readiness probe: GET http://<host>:<published port><path>.
 
     Run from the host, during a member's warm-up only, every `interval` seconds (a refused
     connection costs the member nothing: no exec, no process), until the server answers 2xx;
@@ -152,8 +152,11 @@ class Readiness:
     timeout: float = 1.0
     warmup: tuple[WarmUpRequest, ...] = attrs.field(default=(), converter=_requests)
     warmup_timeout: float = 60.0
+    host: str | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.host is not None and (not self.host or any(c in self.host for c in "/ ")):
+            raise ValueError(f"readiness host {self.host!r} is not a host name or address")
         if not 1 <= self.port <= 65535:
             raise ValueError(f"readiness port {self.port} is not in 1..65535")
         if not self.path.startswith("/"):

@@ -33,6 +33,12 @@ _INSPECT_RETRY = 0.5
 _CHECKS = 16
 
 
+def _host(spec: ContainerSpec) -> str:
+    """Where the probe reaches the spec's published ports (see `Readiness.host`)."""
+    assert spec.readiness is not None
+    return spec.readiness.host or spec.port_host_ip
+
+
 class Prober:
     """Runs the warm-up probes and the claim-time readiness check."""
 
@@ -105,7 +111,7 @@ class Prober:
                         logger.warning("probing {}: port {} is not published; Docker's health "
                                        "check decides", member.name, readiness.port)  # fmt: skip
                         return
-                if self.answers(spec.port_host_ip, port, readiness.path, readiness.timeout):
+                if self.answers(_host(spec), port, readiness.path, readiness.timeout):
                     failure = self._warm_up(member, spec, port, view.env)
                     if failure is not None:
                         logger.warning("warming {}: {}", member.name, failure)
@@ -137,9 +143,7 @@ class Prober:
                 return None  # it left WARMING: the machine knows why
             if left <= 0:
                 return f"not done within warmup_timeout ({readiness.warmup_timeout} s)"
-            failure = self.send(
-                spec.port_host_ip, port, step.method, step.path, step.body, headers, left
-            )
+            failure = self.send(_host(spec), port, step.method, step.path, step.body, headers, left)
             if failure is not None:
                 return failure
         return None
@@ -211,7 +215,7 @@ class Prober:
         port = ports.get(readiness.port)
         if port is None:
             return False
-        return self.answers(spec.port_host_ip, port, readiness.path, readiness.timeout)
+        return self.answers(_host(spec), port, readiness.path, readiness.timeout)
 
     def stop(self, timeout: float) -> None:
         """End every probe (the pool is closing)."""
