@@ -10,7 +10,7 @@ import httpx
 import pytest
 from dockpool_openhands.registry import PoolRegistry, PoolSettings
 from dockpool_openhands.sandbox_service import PooledDockerSandboxService
-from dockpool_openhands.v1_spec import WARM_UP, poolable, sandbox_container_spec
+from dockpool_openhands.v1_spec import WARM_UP, poolable, probe_host, sandbox_container_spec
 from oh_common import AGENT_IMAGE
 from openhands.app_server.sandbox.docker_sandbox_service import (
     DockerSandboxService,
@@ -142,3 +142,25 @@ async def test_unpoolable_services_take_the_stock_path(
     assert not registry.has_pools()
     if reason in ("host network", "KVM"):
         assert poolable(service) is not None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "in_docker", "host"),
+    [
+        ("http://localhost:{port}", False, None),  # OpenHands' default, on the engine's host
+        ("http://localhost:{port}", True, "host.docker.internal"),  # in OpenHands' image
+        ("http://127.0.0.1:{port}", True, "127.0.0.1"),
+        ("http://10.1.2.3:{port}", False, "10.1.2.3"),
+        ("http://{host}:{port}", False, None),  # not a pattern OpenHands can use either
+    ],
+)
+async def test_the_probe_goes_where_openhands_reaches_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch, pattern: str, in_docker: bool, host: str | None
+) -> None:
+    monkeypatch.setattr("openhands.app_server.utils.docker_utils.is_running_in_docker",
+                        lambda: in_docker)  # fmt: skip
+    service = DockerSandboxService(**service_kwargs(container_url_pattern=pattern))
+    assert probe_host(service) == host
+    sandbox_spec = await service.sandbox_spec_service.get_default_sandbox_spec()
+    spec = sandbox_container_spec(service, sandbox_spec, image_config=None)
+    assert spec.readiness is not None and spec.readiness.host == host

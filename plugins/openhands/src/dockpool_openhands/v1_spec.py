@@ -10,13 +10,15 @@ label, the mounts, `init=True` and the extra hosts. Only readiness and liveness 
 image's own health check (or an HTTP one), slow once warm, and dockpool's probe of `/ready` (see
 `probes`), then a warm-up (`WARM_UP`): a member is ready once its agent server has made the
 first uses a new conversation's start task makes, so that its first conversation starts as fast
-as its tenth.
+as its tenth. The probe and the warm-up go where OpenHands itself reaches the sandbox's ports
+(`probe_host`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 from openhands.app_server.sandbox.docker_sandbox_service import DockerSandboxService
@@ -26,6 +28,7 @@ from openhands.app_server.sandbox.sandbox_service import (
     WEBHOOK_CALLBACK_VARIABLE,
 )
 from openhands.app_server.sandbox.sandbox_spec_models import SandboxSpecInfo
+from openhands.app_server.utils.docker_utils import replace_localhost_hostname_for_docker
 
 from dockpool import ContainerSpec, HealthCheck, Readiness, WarmUpRequest
 from dockpool_openhands.probes import http_probe, image_healthcheck, liveness, readiness
@@ -108,8 +111,21 @@ def _readiness(service: DockerSandboxService, warm_up: bool) -> Readiness | None
     port = _agent_port(service)
     if not any(p.container_port == port for p in service.exposed_ports):
         return None
-    probe = readiness(port, READY_PATH)
+    probe = attrs.evolve(readiness(port, READY_PATH), host=probe_host(service))
     return attrs.evolve(probe, warmup=WARM_UP, warmup_timeout=60.0) if warm_up else probe
+
+
+def probe_host(service: DockerSandboxService) -> str | None:
+    """The host OpenHands reaches a sandbox's published ports at: that of its
+    `container_url_pattern`, `localhost` turned into `host.docker.internal` when the app server
+    runs in a container (as OpenHands does for its own requests to the sandbox); None (the
+    published address, 127.0.0.1) for localhost, or a pattern that names no host."""
+    try:
+        url = service.container_url_pattern.format(port=1)
+    except (KeyError, IndexError, ValueError):
+        return None
+    host = urlsplit(replace_localhost_hostname_for_docker(url)).hostname
+    return None if host in (None, "", "localhost") else host
 
 
 def _agent_port(service: DockerSandboxService) -> int:
