@@ -191,10 +191,11 @@ def test_the_claims_check_runs_alongside_the_rename(
     pool = make_pool(1)
     assert wait_for(lambda: pool.stats().ready == 1)
     asked_before_renamed: list[bool] = []
+    # Counted before the claim: the GET may well arrive before the rename call itself starts.
+    gets = servers[0].gets
 
     def on_rename(container: str, new_name: str) -> None:
         if new_name == "session-1":
-            gets = servers[0].gets
             asked_before_renamed.append(wait_for(lambda: servers[0].gets > gets, timeout=2.0))
 
     docker.on_rename = on_rename

@@ -33,6 +33,7 @@ from dockpool._core.errors import (
     NameInUseError,
 )
 from dockpool._core.spec import member_name
+from dockpool._runtime import handover
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.lease import Lease
 from dockpool._runtime.locks import Hand
@@ -82,7 +83,7 @@ def _claim_member(
         return None, {}
     claiming = ex.state.table.get(member.key) or member
     try:
-        outcome, ports = ex.rename(claiming, session, cancel, hand)
+        outcome, ports = handover.rename(ex, claiming, session, cancel, hand)
     except NameConflictError as exc:
         raise NameInUseError(f"claim {session!r}: the name is already in use") from exc
     return outcome, dict(ports)

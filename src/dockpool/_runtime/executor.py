@@ -6,14 +6,13 @@ claim never queues behind the refill), starts in the thread that saw the create 
 removals on the remove workers, signals in the calling thread. `Remove` is upkeep: it runs
 only in the process that does the upkeep (or in the last process of a pool, as it closes) and
 only while holding the member's lock (see locks.py). The claim's `Rename` is carried out by
-`rename`, called by the claim that asked for it.
+the claim that asked for it (handover.py).
 """
 
 from __future__ import annotations
 
 import functools
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -21,11 +20,11 @@ from loguru import logger
 from dockpool import signals
 from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
-from dockpool._core.errors import ContainerNotFoundError, DockerError, NameConflictError
+from dockpool._core.errors import ContainerNotFoundError, DockerError
 from dockpool._core.spec import NAME_PREFIX, ORIGIN_LABEL, SPEC_LABEL
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.capacity import Capacity
-from dockpool._runtime.locks import Hand, Locks
+from dockpool._runtime.locks import Locks
 from dockpool._runtime.prober import Prober
 from dockpool._runtime.state import PoolState
 from dockpool._runtime.workers import Workers
@@ -290,60 +289,3 @@ class Executor:
             logger.error("discarding {} failed: {}", member.container_id[:12], exc)
             return
         self.apply(member.key, m.Destroyed())
-
-    # -- the claim's rename -------------------------------------------------------------------
-
-    def rename(
-        self,
-        member: m.Member,
-        session_name: str,
-        cancel: threading.Event | None,
-        hand: Hand | None = None,
-    ) -> tuple[m.Event, Mapping[int, int]]:
-        """Carry out a claim's Rename: lock, rename by member name, check, unlock.
-
-        The check: for a member of a spec with `readiness` whose published ports the warm-up
-        probe read, one GET to its server, sent alongside the rename (it answers, so it
-        runs); otherwise one inspect after the rename
-        (running, not unhealthy, its ports), then that GET if the spec has `readiness`.
-        Returns the machine event it ended with and the member's published ports. Raises
-        NameConflictError if the session name is taken (after putting the member back).
-        """
-        assert member.container_id is not None
-        own = hand is None
-        if own:
-            try:
-                hand = self.locks.claim_hand(member.name)
-            except DockerError as exc:
-                return m.ClaimFailed(str(exc)), {}
-            if hand is None:
-                return m.ClaimFailed("locked by another process"), {}
-        handed = False
-        try:
-            if cancel is not None and cancel.is_set():
-                return m.ClaimFailed("cancelled"), {}
-            checked = self.prober.alongside(member)
-            try:
-                self.api.rename(member.name, session_name)
-            except NameConflictError:
-                self.apply(member.key, m.ClaimFailed("session name in use"))
-                raise
-            except ContainerNotFoundError:
-                return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True), {}
-            except DockerError as exc:
-                return m.ClaimFailed(str(exc)), {}
-            outcome = checked()
-            handed = isinstance(outcome[0], m.ClaimSucceeded) and outcome[0].alive
-            return outcome
-        finally:
-            if own and hand is not None:
-                self.removes.submit(functools.partial(self._let_go, hand, handed))
-
-    def _let_go(self, hand: Hand, handed: bool) -> None:
-        """Let go of a claim's lock. After a hand-over its name guards nothing any more (the
-        member is the session's now), so the rename that frees it waits for this process's
-        claims in flight (at most `refill_yield` s): in a burst, the engine renames members
-        for sessions first. After a failed claim the member may go back to READY: at once."""
-        if handed:
-            self.state.yield_to_claims(self.state.refill_yield)
-        self.locks.release(hand)

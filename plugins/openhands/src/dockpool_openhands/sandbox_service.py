@@ -27,8 +27,11 @@ from typing import Any
 import base62
 from openhands.app_server.sandbox.docker_sandbox_service import DockerSandboxService
 from openhands.app_server.sandbox.sandbox_models import SandboxInfo
-from openhands.app_server.sandbox.sandbox_spec_models import SandboxSpecInfo
-from openhands.app_server.sandbox.sandbox_spec_service import resolve_sandbox_spec
+from openhands.app_server.sandbox.sandbox_spec_models import SandboxSpecInfo, SandboxSpecInfoPage
+from openhands.app_server.sandbox.sandbox_spec_service import (
+    SandboxSpecService,
+    resolve_sandbox_spec,
+)
 
 from dockpool import DockpoolError
 from dockpool_openhands.probes import docker_image_config
@@ -114,15 +117,35 @@ class PooledDockerSandboxService(DockerSandboxService):
         self, sandbox_spec_id: str | None = None, sandbox_id: str | None = None
     ) -> SandboxInfo:
         """A warm member renamed to the sandbox's name; the stock cold start when none is."""
-        info = await self._start_from_pool(sandbox_spec_id, sandbox_id)
-        if info is None:
+        resolved: list[SandboxSpecInfo] = []
+        info = await self._start_from_pool(sandbox_spec_id, sandbox_id, resolved)
+        if info is not None:
+            return info
+        if resolved:
+            info = await self._stock_start(resolved[0], sandbox_id)
+        else:
             info = await super().start_sandbox(sandbox_spec_id, sandbox_id)
-            self._refresh_capacity()
+        self._refresh_capacity()
         return info
 
+    async def _stock_start(self, spec: SandboxSpecInfo, sandbox_id: str | None) -> SandboxInfo:
+        """The stock cold start for a spec the pool path has already resolved: OpenHands
+        resolves it again, and is answered from this lookup rather than asking twice."""
+        looked_up = self.sandbox_spec_service
+        self.sandbox_spec_service = _AlreadyResolved(looked_up, spec)
+        try:
+            return await super().start_sandbox(spec.id, sandbox_id)
+        finally:
+            self.sandbox_spec_service = looked_up
+
     async def _start_from_pool(
-        self, sandbox_spec_id: str | None, sandbox_id: str | None
+        self,
+        sandbox_spec_id: str | None,
+        sandbox_id: str | None,
+        resolved: list[SandboxSpecInfo],
     ) -> SandboxInfo | None:
+        """A claimed member's info, or None (the cold path); the spec, once looked up, is
+        appended to `resolved`."""
         if self.pool_settings is None:
             return None
         why_not = self._why_not_pooled()
@@ -136,6 +159,7 @@ class PooledDockerSandboxService(DockerSandboxService):
         sandbox_spec = await resolve_sandbox_spec(
             sandbox_spec_id, self.default_sandbox_spec_id, self.sandbox_spec_service, _logger
         )
+        resolved.append(sandbox_spec)
         pool = self._pool_for(sandbox_spec)
         if pool is None:
             return None
@@ -193,3 +217,24 @@ class PooledDockerSandboxService(DockerSandboxService):
             self.registry.forget(sandbox_id)
         self._refresh_capacity()
         return deleted
+
+
+class _AlreadyResolved(SandboxSpecService):
+    """`inner`, except that `spec` (looked up moments ago in this request) is not asked again."""
+
+    def __init__(self, inner: SandboxSpecService, spec: SandboxSpecInfo) -> None:
+        self._inner = inner
+        self._spec = spec
+
+    async def search_sandbox_specs(
+        self, page_id: str | None = None, limit: int = 100
+    ) -> SandboxSpecInfoPage:
+        return await self._inner.search_sandbox_specs(page_id, limit)
+
+    async def get_sandbox_spec(self, sandbox_spec_id: str) -> SandboxSpecInfo | None:
+        if sandbox_spec_id == self._spec.id:
+            return self._spec
+        return await self._inner.get_sandbox_spec(sandbox_spec_id)
+
+    async def get_default_sandbox_spec(self) -> SandboxSpecInfo:
+        return await self._inner.get_default_sandbox_spec()
