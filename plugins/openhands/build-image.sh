@@ -6,7 +6,7 @@
 #     --tag   the image to build (default: <from's repository>-dockpool:<from's tag>)
 # The wheels of dockpool and the plugin are built from this checkout; those of dockpool's
 # dependencies are downloaded for the Python of the image's /app/.venv (a host pip cache or
-# PyPI); docker build then runs offline (classic builder).
+# PyPI); docker build then runs offline (classic builder). PYTHON: the host Python (>= 3.12).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -29,18 +29,28 @@ pyver="$(docker run --rm --entrypoint /app/.venv/bin/python "$FROM" -c \
     'import sys; print("%d.%d" % sys.version_info[:2])')" || die "$FROM has no /app/.venv/bin/python"
 say "$FROM: Python $pyver in /app/.venv"
 ctx="$(mktemp -d "${TMPDIR:-/tmp}/dockpool-oh-image.XXXXXX")"
-trap 'rm -rf "$ctx"' EXIT
+log="$ctx.build.log"
+trap 'rm -rf "$ctx" "$log"' EXIT
 mkdir -p "$ctx/wheels"
 cp "$HERE/Dockerfile" "$ctx/"
-py="${PYTHON:-python3}"
+py="${PYTHON:-}"  # a Python >= 3.12 with pip: the plugin's wheel needs one
+if [ -z "$py" ]; then
+    pyenv_root="$(pyenv root 2>/dev/null || echo /nonexistent)"
+    for c in python3.13 python3.12 python3 "$pyenv_root"/versions/3.1[23]*/bin/python3; do
+        "$c" -c 'import sys, pip; assert sys.version_info >= (3, 12)' 2>/dev/null \
+            && { py="$c"; break; }
+    done
+fi
+[ -n "$py" ] || die "need a Python >= 3.12 with pip (set PYTHON)"
 "$py" -m pip wheel -q --disable-pip-version-check --no-deps -w "$ctx/wheels" "$ROOT" "$HERE" \
-    || die "could not build the wheels of dockpool and dockpool-openhands"
+    >"$log" 2>&1 || { tail -n 30 "$log" >&2; die "could not build the wheels of dockpool and dockpool-openhands"; }
 target=(--python-version "$pyver" --implementation cp --only-binary=:all:
     --platform manylinux2014_x86_64)
 for m in $(seq 17 41); do target+=(--platform "manylinux_2_${m}_x86_64"); done
 "$py" -m pip download -q --disable-pip-version-check "${target[@]}" -d "$ctx/wheels" \
-    "$ctx"/wheels/dockpool-*.whl >/dev/null || die "could not download dockpool's dependencies"
+    "$ctx"/wheels/dockpool-*.whl >"$log" 2>&1 \
+    || { tail -n 30 "$log" >&2; die "could not download dockpool's dependencies"; }
 say "context: $(ls "$ctx/wheels" | wc -l) wheels"
-DOCKER_BUILDKIT=0 docker build -q --build-arg "OPENHANDS_IMAGE=$FROM" -t "$TAG" "$ctx" >/dev/null \
-    || die "docker build of $TAG failed"
+DOCKER_BUILDKIT=0 docker build -q --build-arg "OPENHANDS_IMAGE=$FROM" -t "$TAG" "$ctx" \
+    >"$log" 2>&1 || { tail -n 40 "$log" >&2; die "docker build of $TAG failed"; }
 say "built $TAG"
