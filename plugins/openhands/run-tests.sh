@@ -84,6 +84,13 @@ if [ "${DOCKPOOL_SKIP_IMAGES:-0}" != 1 ]; then
     if [[ " ${targets[*]} " == *" oh1 "* ]] && [ -f "$ROOT/scripts/build-agent-server-image.sh" ]; then
         bash "$ROOT/scripts/build-agent-server-image.sh" \
             || say "agent-server image not built: the tests that need it will skip"
+        # OpenHands' app image with the plugin (plugins/openhands/Dockerfile), on the stand-in
+        if bash "$ROOT/scripts/build-openhands-app-image.sh"; then
+            PYTHON="$PY" bash "$HERE/build-image.sh" --from "dockpool-openhands-app:$OH1_VERSION" \
+                || say "the derived app image was not built: tests/test_v1_image.py will skip"
+        else
+            say "the stand-in app image was not built: tests/test_v1_image.py will skip"
+        fi
     fi
 fi
 
