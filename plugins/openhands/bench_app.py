@@ -3,7 +3,7 @@
 Run with the 1.x venv, next to the engine:
 
     plugins/openhands/.venv-oh1/bin/python plugins/openhands/bench_app.py \
-        [--runs 5] [--pool 2] [--burst 4] [--workers 1]
+        [--runs 5] [--pool 2] [--burst 4] [--workers 1] [--env KEY=VALUE ...]
 
 For each of stock (OpenHands' own Docker sandbox service) and pooled (the plugin, selected by
 environment variables, with its lifespan service), it starts `uvicorn
@@ -13,8 +13,11 @@ HTTP as the web front end does and reads their start tasks until READY:
   conversation's sandbox after it;
 - in a burst of `--burst` at once (default 2 x the pool).
 
-It prints when each phase was first seen (median, seconds from the POST), the totals, the
-ratio, the burst's outcome, the time to its last READY and the warm members left after SIGTERM.
+It prints when each phase was first seen (median, seconds from the POST; reads every 0.15 s),
+the totals (also as the app server itself timed them: the start task's created_at -> updated_at
+at READY), the ratio, the burst's outcome, the time to its last READY and the warm members left
+after SIGTERM. `--env` sets a variable for every app server (both modes), e.g.
+`--env SSL_CERT_FILE= --env SSL_CERT_DIR=/etc/ssl/certs` (see the plugin's README).
 It removes every container it made.
 """
 
@@ -27,6 +30,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +60,20 @@ POOL = f"bapp{RUN}"
 
 
 #: stock: OpenHands' own service; pooled: the plugin; pooled-no-warm-up: the plugin, members
-#: ready once they answer /ready (OH_SANDBOX_POOL_WARM_UP=false).
-MODES = ("stock", "pooled", "pooled-no-warm-up")
+#: ready once they answer /ready (OH_SANDBOX_POOL_WARM_UP=false); pooled-no-hold: the plugin,
+#: refilling at once after a claim (OH_SANDBOX_POOL_REFILL_HOLD=0).
+MODES = ("stock", "pooled", "pooled-no-warm-up", "pooled-no-hold")
 
 
 def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     port = free_port()
     pooled = mode != "stock"
     env = app_env(tmp / mode, port, PREFIX, pool=POOL if pooled else None, size=args.pool)
+    env.update(args.env)
     if mode == "pooled-no-warm-up":
         env["OH_SANDBOX_POOL_WARM_UP"] = "false"
+    if mode == "pooled-no-hold":
+        env["OH_SANDBOX_POOL_REFILL_HOLD"] = "0"
     server = AppServer(env, port, tmp / f"{mode}.log", workers=args.workers)
     result: dict[str, Any] = {"mode": mode}
     try:
@@ -76,7 +84,8 @@ def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[s
             for _ in range(args.runs):
                 if pooled:
                     wait_warm(api, POOL, args.pool)
-                sequential.append(follow(http, [start_conversation(http)]))
+                posted = time.monotonic()
+                sequential.append(follow(http, [start_conversation(http)], started=posted))
                 for got in sequential[-1].values():
                     print(f"  {got['status']} after {max(got['seen'].values()):.2f} s", flush=True)
                 for got in sequential[-1].values():
@@ -84,7 +93,9 @@ def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[s
                         delete_sandbox(http, got["sandbox_id"])
             if pooled:
                 wait_warm(api, POOL, args.pool)
-            burst = follow(http, [start_conversation(http) for _ in range(args.burst)])
+            posted = time.monotonic()
+            tasks = [start_conversation(http) for _ in range(args.burst)]
+            burst = follow(http, tasks, started=posted)
             result.update(sequential=sequential, burst=burst, load=os.getloadavg())
             for got in burst.values():
                 if got.get("sandbox_id"):
@@ -96,8 +107,12 @@ def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[s
     return result
 
 
-def ready_times(tasks: list[Tasks]) -> list[float]:
-    return [t["seen"]["READY"] for group in tasks for t in group.values() if "READY" in t["seen"]]
+def ready_times(tasks: list[Tasks], key: str = "client") -> list[float]:
+    """Seconds to READY per task: as the client saw it, or as the server timed it."""
+    done = [t for group in tasks for t in group.values() if "READY" in t["seen"]]
+    if key == "server":
+        return [t["server"] for t in done if t.get("server") is not None]
+    return [t["seen"]["READY"] for t in done]
 
 
 def phase_table(stock: dict[str, Any], pooled: dict[str, Any]) -> None:
@@ -117,10 +132,12 @@ def report(stock: dict[str, Any], pooled: dict[str, Any], args: argparse.Namespa
     phase_table(stock, pooled)
     s, p = ready_times(stock["sequential"]), ready_times(pooled["sequential"])
     print(f"\nsequential POST -> READY ({args.runs} each, workers {args.workers}):")
-    for name, values in ((stock["mode"], s), (pooled["mode"], p)):
+    for got in (stock, pooled):
+        values, own = ready_times(got["sequential"]), ready_times(got["sequential"], "server")
         if values:
-            print(f"  {name:18} n={len(values)} p50 {statistics.median(values):6.2f} s"
-                  f"  max {max(values):6.2f} s")  # fmt: skip
+            print(f"  {got['mode']:18} n={len(values)} p50 {statistics.median(values):6.2f} s"
+                  f"  max {max(values):6.2f} s; as the server timed it: p50 "
+                  f"{statistics.median(own) if own else float('nan'):6.2f} s")  # fmt: skip
     if s and p:
         ratio = statistics.median(s) / statistics.median(p)
         print(f"  {pooled['mode']} is {ratio:.1f} x faster than {stock['mode']} at p50")
@@ -156,7 +173,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn --workers")
     help_modes = f"comma-separated, of {', '.join(MODES)}; the first is the baseline"
     parser.add_argument("--modes", default="stock,pooled", help=help_modes)
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a variable for every app server (repeatable)")  # fmt: skip
     args = parser.parse_args()
+    if any("=" not in item for item in args.env):
+        parser.error("--env: KEY=VALUE")
+    args.env = dict(item.split("=", 1) for item in args.env)
     args.burst = args.burst or 2 * args.pool
     modes = args.modes.split(",")
     if not modes or any(mode not in MODES for mode in modes):

@@ -1,5 +1,6 @@
-"""Claims before upkeep: refill creates wait while this process has claims in flight, for a
-bounded time (so a burst is served first, and the refill always runs after it)."""
+"""Claims before upkeep: refill creates wait while this process has claims in flight, and
+`refill_hold` seconds after one, for a bounded time (so a burst is served first, and the
+refill always runs after it)."""
 
 from __future__ import annotations
 
@@ -136,3 +137,56 @@ def test_the_refill_waits_longer_for_images_that_warm_slowly(
     _claims(pool, "slow", "fast")
     assert wait_for(lambda: len(timeline.creates) > before)
     assert timeline.creates[before] >= timeline.renamed["slow"]  # waited past 0.2 s
+
+
+def _held_pool(docker: FakeDocker, hold: float) -> ContainerPool:
+    p = ContainerPool(SPEC, size=2, name="fake", adapter=docker, event_source=docker.events,
+                      backoff=Backoff(base=0.01, cap=0.05), refill_hold=hold)  # fmt: skip
+    p.start()
+    p.wait_until_full(timeout=5)
+    return p
+
+
+@pytest.mark.parametrize("hold", [0.0, 0.6])
+def test_the_refill_waits_refill_hold_after_a_claim(docker: FakeDocker, hold: float) -> None:
+    """After a claim the session starts using its container: the refill's create waits
+    `refill_hold` s (0: it goes at once), so that start is not slowed by a new boot."""
+    p = _held_pool(docker, hold)
+    try:
+        timeline = Timeline(docker, {})
+        p.claim("s-1", timeout=10)
+        claimed = timeline.renamed["s-1"]
+        assert wait_for(lambda: len(timeline.creates) == 1)
+        waited = timeline.creates[0] - claimed
+        assert (hold - 0.05 <= waited < hold + 0.5) if hold else waited < 0.3, waited
+        assert wait_for(lambda: p.stats().ready == 2)
+    finally:
+        p.close(timeout=5)
+
+
+def test_every_claim_extends_the_hold(docker: FakeDocker) -> None:
+    """A second claim during the hold restarts it: a burst is refilled after its last claim."""
+    p = _held_pool(docker, 0.5)
+    try:
+        timeline = Timeline(docker, {})
+        p.claim("s-1", timeout=10)
+        time.sleep(0.3)
+        p.claim("s-2", timeout=10)
+        assert wait_for(lambda: len(timeline.creates) == 2)
+        assert min(timeline.creates) - timeline.renamed["s-2"] >= 0.45
+    finally:
+        p.close(timeout=5)
+
+
+def test_the_refill_hold_is_bounded(docker: FakeDocker) -> None:
+    """A hold longer than the yield bound (refill_yield, or 1.5 x the warm-up) is cut to it:
+    the refill is never starved."""
+    p = _held_pool(docker, 30.0)
+    try:
+        p._rt.state.refill_yield = 0.3  # type: ignore[union-attr]
+        timeline = Timeline(docker, {})
+        p.claim("s-1", timeout=10)
+        assert wait_for(lambda: len(timeline.creates) == 1, timeout=5)
+        assert timeline.creates[0] - timeline.renamed["s-1"] < 1.5
+    finally:
+        p.close(timeout=5)

@@ -119,6 +119,12 @@ def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
     assert cfg.max_containers == 16 and cfg.create_concurrency == 2 and cfg.max_age == 0
 
 
+def test_refill_hold(tmp_path: Path) -> None:
+    """`refill_hold` (seconds, default 0) reads as a float."""
+    assert PoolConfig.from_toml(_write(tmp_path, MINIMAL)).refill_hold == 0
+    assert PoolConfig.from_toml(_write(tmp_path, MINIMAL + "refill_hold = 3\n")).refill_hold == 3.0
+
+
 def test_size_zero_is_allowed(tmp_path: Path) -> None:
     """Size 0 disables the pool (every claim is a cold start)."""
     text = MINIMAL.replace("= 3", "= 0")
@@ -160,6 +166,9 @@ BAD = [
     ),
     pytest.param(
         MINIMAL + "max_containers = 0\n", r"max_containers \(line 7\): must be >= 1", id="cap"
+    ),
+    pytest.param(
+        MINIMAL + "refill_hold = -1\n", r"refill_hold \(line 7\): must be >= 0", id="hold"
     ),
     pytest.param(MINIMAL + 'name = "a b"\n', r"duplicate|Cannot overwrite", id="dup-key"),
     pytest.param(

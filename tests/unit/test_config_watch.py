@@ -211,8 +211,8 @@ BASE = PoolConfig(spec=ContainerSpec(image="img:1"), size=1, name="w")
         pytest.param({}, ConfigChange(), id="nothing"),
         pytest.param({"size": 3}, ConfigChange(live=("size",)), id="size"),
         pytest.param(
-            {"max_containers": 3, "max_age": 9.0},
-            ConfigChange(live=("max_containers", "max_age")),
+            {"max_containers": 3, "max_age": 9.0, "refill_hold": 2.0},
+            ConfigChange(live=("max_containers", "max_age", "refill_hold")),
             id="limits",
         ),
         pytest.param({"spec": ContainerSpec(image="img:2")}, ConfigChange(spec=True), id="spec"),

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,10 +152,14 @@ def start_conversation(http: httpx.Client) -> str:
 Tasks = dict[str, dict[str, Any]]
 
 
-def follow(http: httpx.Client, tasks: list[str], timeout: float = 300.0) -> Tasks:
+def follow(
+    http: httpx.Client, tasks: list[str], timeout: float = 300.0, started: float | None = None
+) -> Tasks:
     """Read the start tasks until each is READY or ERROR. Per task: `seen` (phase -> seconds
-    from this call to the first read that showed it), `status`, `sandbox_id`, `detail`."""
-    started = time.monotonic()
+    from `started` (time.monotonic(), default: this call) to the first read that showed it),
+    `status`, `sandbox_id`, `detail`, and at READY `server` (the task's own created_at ->
+    updated_at: the app server's time, without the client's polling)."""
+    started = time.monotonic() if started is None else started
     out: Tasks = {t: {"seen": {}, "status": None} for t in tasks}
     pending = set(tasks)
     while pending and time.monotonic() - started < timeout:
@@ -173,10 +178,19 @@ def follow(http: httpx.Client, tasks: list[str], timeout: float = 300.0) -> Task
                        detail=task.get("detail"))  # fmt: skip
             if task["status"] in ("READY", "ERROR"):
                 pending.discard(task["id"])
+                got["server"] = _server_seconds(task)
         time.sleep(POLL)
     for task in pending:
         out[task]["status"] = "TIMEOUT"
     return out
+
+
+def _server_seconds(task: dict[str, Any]) -> float | None:
+    try:
+        made, done = (datetime.fromisoformat(task[k]) for k in ("created_at", "updated_at"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (done - made).total_seconds()
 
 
 def delete_sandbox(http: httpx.Client, sandbox_id: str) -> None:

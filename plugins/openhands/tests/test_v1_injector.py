@@ -17,7 +17,7 @@ from oh_common import AGENT_IMAGE, RUN, pool_name_for, require_image
 from openhands.app_server import config as app_config
 from starlette.datastructures import State
 
-from dockpool import POOL_LABEL
+from dockpool import POOL_LABEL, ContainerSpec
 
 pytestmark = pytest.mark.oh1
 
@@ -109,3 +109,20 @@ async def test_selected_by_env_and_hot_reloaded(app_env: Path, docker_api: Any) 
     async with injector.context(State()) as again:
         assert isinstance(again, PooledDockerSandboxService)
         assert await again.prepare_pool() is pool
+
+
+def test_the_refill_hold_is_set_by_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """OH_SANDBOX_POOL_REFILL_HOLD reaches the pool's config (default 3 s; 0 refills at once)."""
+    monkeypatch.setenv("OH_SANDBOX_KIND", "dockpool_openhands.PooledDockerSandboxServiceInjector")
+    monkeypatch.setenv("OH_PERSISTENCE_DIR", str(tmp_path / "persistence"))
+    for value, expected in ((None, 3.0), ("0", 0.0), ("1.5", 1.5)):
+        if value is None:
+            monkeypatch.delenv("OH_SANDBOX_POOL_REFILL_HOLD", raising=False)
+        else:
+            monkeypatch.setenv("OH_SANDBOX_POOL_REFILL_HOLD", value)
+        monkeypatch.setattr(app_config, "_global_config", None)
+        injector = app_config.get_global_config().sandbox
+        assert isinstance(injector, PooledDockerSandboxServiceInjector)
+        settings = injector.pool_settings()
+        assert settings is not None
+        assert settings.pool_config(ContainerSpec(image="img:1")).refill_hold == expected

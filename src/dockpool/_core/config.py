@@ -29,7 +29,7 @@ _DOCKPOOL_KEYS = {
     "working_dir", "init", "extra_hosts", "mem_limit", "cpus", "user", "network",
     "port_host_ip", "random_env", "healthcheck", "readiness", "max_containers",
     "create_concurrency", "max_pool_size",
-    "max_age", "ready_timeout", "resync_interval", "metrics",
+    "max_age", "ready_timeout", "resync_interval", "refill_hold", "metrics",
 }  # fmt: skip
 
 
@@ -45,6 +45,9 @@ class PoolConfig:
     max_age: float = 0.0
     ready_timeout: float = 120.0
     resync_interval: float = 60.0
+    #: seconds refill creates keep waiting after a claim, so that the session's own start
+    #: (its first requests to the container) gets the machine first; 0: refill at once
+    refill_hold: float = 0.0
     #: self-sizing: the target follows the claim rate up to this (None: the size is fixed)
     max_pool_size: int | None = None
     #: where this process serves Prometheus metrics and its status (None: nowhere)
@@ -95,7 +98,7 @@ def _check_limits(cfg: PoolConfig) -> list[str]:
         problems.append(f"max_containers must be >= 1, got {cfg.max_containers}")
     if cfg.create_concurrency < 1:
         problems.append(f"create_concurrency must be >= 1, got {cfg.create_concurrency}")
-    for key in ("max_age", "ready_timeout", "resync_interval"):
+    for key in ("max_age", "ready_timeout", "resync_interval", "refill_hold"):
         if getattr(cfg, key) < 0:
             problems.append(f"{key} must be >= 0, got {getattr(cfg, key)}")
     if cfg.max_pool_size is not None and cfg.max_pool_size < cfg.size:
@@ -128,6 +131,7 @@ class _Reader(SpecReader):
             resync_interval=float(
                 self.checked(pool, "resync_interval", "number", 60, _at_least(0))
             ),
+            refill_hold=float(self.checked(pool, "refill_hold", "number", 0, _at_least(0))),
             max_pool_size=self.max_pool_size(pool, size),
             metrics=self.metrics(self.table(pool, "metrics", "dockpool")),
             path=self.path,

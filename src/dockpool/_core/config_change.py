@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 #: Settings applied to a running pool at once.
 LIVE_KEYS = (
     "size", "max_containers", "create_concurrency", "max_age", "ready_timeout", "resync_interval",
-    "max_pool_size", "metrics",
+    "refill_hold", "max_pool_size", "metrics",
 )  # fmt: skip
 #: Settings that need a restart: the pool's name is its identity on the engine (labels, names).
 RESTART_KEYS = ("name",)

@@ -217,7 +217,7 @@ class Executor:
         if state.closing or member.state is m.State.RETIRING:
             self.apply(key, m.CreateFailed("retired before its create"))
             return
-        if member.reserved_for is None and state.yield_to_claims() > 0.001:
+        if member.reserved_for is None and state.yield_to_claims(hold=True) > 0.001:
             member = state.table.get(key)  # claims first: a burst is served, then refilled
             if member is None or state.closing or member.state is m.State.RETIRING:
                 self.apply(key, m.CreateFailed("retired before its create"))

@@ -71,6 +71,7 @@ class ContainerPool:
         max_age: float = 0.0,
         ready_timeout: float = 120.0,
         resync_interval: float = 60.0,
+        refill_hold: float = 0.0,
         max_pool_size: int | None = None,
         metrics: Endpoint | None = None,
         docker_url: str | None = None,
@@ -88,6 +89,7 @@ class ContainerPool:
             max_age=max_age,
             ready_timeout=ready_timeout,
             resync_interval=resync_interval,
+            refill_hold=refill_hold,
             max_pool_size=max_pool_size,
             metrics=metrics,
         )
@@ -214,6 +216,7 @@ class ContainerPool:
         except DockpoolError as exc:
             signals.send("claim_failed", self, session=session, reason=str(exc))
             raise
+        rt.state.hold_refills()  # the session's start gets the machine before the refill
         rt.autosize.claimed(hit=lease.from_pool)
         return lease
 
@@ -224,7 +227,10 @@ class ContainerPool:
         """
         rt = self._running()
         check_name(session_name)
-        return claim_from_pool(rt.executor, session_name, time.perf_counter())
+        lease = claim_from_pool(rt.executor, session_name, time.perf_counter())
+        if lease is not None:
+            rt.state.hold_refills()
+        return lease
 
     async def aclaim(self, session_name: str, *, timeout: float | None = None) -> Lease:
         """`claim` for asyncio hosts: runs in a thread of its own, never blocks the event loop.

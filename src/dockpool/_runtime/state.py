@@ -95,6 +95,8 @@ class PoolState:
         #: them to end, at most `refill_yield` seconds (claims before upkeep, no starvation)
         self.claims_in_flight = 0
         self.refill_yield = REFILL_YIELD
+        #: after a claim, refill creates also wait until this time.monotonic() (refill_hold)
+        self.hold_until = 0.0
         self.warmup = 0.0  # seconds from create to ready, recently (AutoSize keeps it)
 
     @property
@@ -162,16 +164,25 @@ class PoolState:
         longer = min(WARMUP_YIELD * self.warmup, self.config.ready_timeout)
         return max(self.refill_yield, longer)
 
-    def yield_to_claims(self, bound: float | None = None) -> float:
-        """Wait until no claim of this process is in flight, at most `refill_yield` s or
-        WARMUP_YIELD x the recent warm-up (within ready_timeout), whichever is longer; the
-        seconds waited."""
-        t0 = time.monotonic()
+    def hold_refills(self) -> None:
+        """A claim was served: refills wait `refill_hold` s more (its session starts first)."""
         with self.lock:
-            self.changed.wait_for(
-                lambda: self.claims_in_flight == 0 or self.closing,
-                timeout=self.yield_bound if bound is None else bound,
-            )
+            self.hold_until = max(self.hold_until, time.monotonic() + self.config.refill_hold)
+
+    def yield_to_claims(self, bound: float | None = None, *, hold: bool = False) -> float:
+        """Wait until no claim of this process is in flight (and, with `hold`, until the
+        refill hold after the last claim is over), at most `refill_yield` s or WARMUP_YIELD x
+        the recent warm-up (within ready_timeout), whichever is longer; the seconds waited."""
+        t0 = time.monotonic()
+        deadline = t0 + (self.yield_bound if bound is None else bound)
+        with self.lock:
+            while not self.closing:
+                now = time.monotonic()
+                held = self.hold_until - now if hold else 0.0
+                if (self.claims_in_flight == 0 and held <= 0) or now >= deadline:
+                    break
+                wait = deadline - now if self.claims_in_flight else min(held, deadline - now)
+                self.changed.wait(wait)
         return time.monotonic() - t0
 
     def notify(self) -> None:

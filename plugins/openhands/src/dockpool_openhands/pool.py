@@ -46,6 +46,9 @@ class PoolSettings:
     max_age: float = 0.0
     ready_timeout: float = 120.0
     resync_interval: float = 60.0
+    #: after a claim, refills wait this long (within dockpool's bound): the conversation's
+    #: start task and a cold start's boot get the machine before the refill's agent server
+    refill_hold: float = 3.0
 
     def pool_config(self, spec: ContainerSpec) -> PoolConfig:
         """The config from these settings (before the file, if any, is read)."""
@@ -58,6 +61,7 @@ class PoolSettings:
             max_age=self.max_age,
             ready_timeout=self.ready_timeout,
             resync_interval=self.resync_interval,
+            refill_hold=self.refill_hold,
             metrics=self.metrics_endpoint(),
         )
 
@@ -96,6 +100,7 @@ class SandboxPool(ContainerPool):
             max_age=start.max_age,
             ready_timeout=start.ready_timeout,
             resync_interval=start.resync_interval,
+            refill_hold=start.refill_hold,
             metrics=start.metrics,
         )
 

@@ -70,6 +70,16 @@ class PooledDockerSandboxServiceInjector(DockerSandboxServiceInjector):
         description="Replace a warm sandbox after this many seconds (0: never).",
     )
 
+    pool_refill_hold: float = Field(
+        default=3.0,
+        ge=0,
+        description=(
+            "After a claim, refills wait this many seconds (bounded), so that the "
+            "conversation's start gets the machine before a new agent server boots beside it. "
+            "Configure via OH_SANDBOX_POOL_REFILL_HOLD."
+        ),
+    )
+
     pool_cold_starts: bool = Field(
         default=True,
         description=(
@@ -108,6 +118,7 @@ class PooledDockerSandboxServiceInjector(DockerSandboxServiceInjector):
             name=self.pool_name,
             config_path=Path(self.pool_config) if self.pool_config else None,
             max_age=self.pool_max_age,
+            refill_hold=self.pool_refill_hold,
             pool_cold_starts=self.pool_cold_starts,
             warm_up=self.pool_warm_up,
             metrics=self.pool_metrics,
