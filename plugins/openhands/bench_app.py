@@ -13,6 +13,8 @@ HTTP as the web front end does and reads their start tasks until READY:
   conversation's sandbox after it;
 - in a burst of `--burst` at once (default 2 x the pool).
 
+`--modes stock,pooled,reuse` adds OpenHands' own floor: conversations started in one running
+sandbox that served a conversation before (what remains when getting the sandbox costs nothing).
 It prints when each phase was first seen (median, seconds from the POST; reads every 0.15 s),
 the totals (also as the app server itself timed them: the start task's created_at -> updated_at
 at READY), the ratio, the burst's outcome, the time to its last READY and the warm members left
@@ -61,8 +63,10 @@ POOL = f"bapp{RUN}"
 
 #: stock: OpenHands' own service; pooled: the plugin; pooled-no-warm-up: the plugin, members
 #: ready once they answer /ready (OH_SANDBOX_POOL_WARM_UP=false); pooled-no-hold: the plugin,
-#: refilling at once after a claim (OH_SANDBOX_POOL_REFILL_HOLD=0).
-MODES = ("stock", "pooled", "pooled-no-warm-up", "pooled-no-hold")
+#: refilling at once after a claim (OH_SANDBOX_POOL_REFILL_HOLD=0); reuse: OpenHands' own
+#: floor, whatever provides the sandbox: every conversation after a first one starts in that
+#: first one's sandbox (running, its agent server used before), no sandbox to get (no burst).
+MODES = ("stock", "pooled", "pooled-no-warm-up", "pooled-no-hold", "reuse")
 
 
 def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -81,21 +85,27 @@ def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[s
         with httpx.Client(base_url=server.url, timeout=120) as http:
             configure_llm(http)
             sequential: list[Tasks] = []
+            shared = _open_shared(api, http, args) if mode == "reuse" else None
             for _ in range(args.runs):
                 if pooled:
                     wait_warm(api, POOL, args.pool)
                 posted = time.monotonic()
-                sequential.append(follow(http, [start_conversation(http)], started=posted))
+                started = [start_conversation(http, shared)]
+                sequential.append(follow(http, started, started=posted))
                 for got in sequential[-1].values():
                     print(f"  {got['status']} after {max(got['seen'].values()):.2f} s", flush=True)
                 for got in sequential[-1].values():
-                    if got.get("sandbox_id"):
+                    if got.get("sandbox_id") and shared is None:
                         delete_sandbox(http, got["sandbox_id"])
-            if pooled:
-                wait_warm(api, POOL, args.pool)
-            posted = time.monotonic()
-            tasks = [start_conversation(http) for _ in range(args.burst)]
-            burst = follow(http, tasks, started=posted)
+            burst: Tasks = {}
+            if shared is not None:
+                delete_sandbox(http, shared)
+            else:
+                if pooled:
+                    wait_warm(api, POOL, args.pool)
+                posted = time.monotonic()
+                tasks = [start_conversation(http) for _ in range(args.burst)]
+                burst = follow(http, tasks, started=posted)
             result.update(sequential=sequential, burst=burst, load=os.getloadavg())
             for got in burst.values():
                 if got.get("sandbox_id"):
@@ -105,6 +115,16 @@ def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[s
     finally:
         server.kill()
     return result
+
+
+def _open_shared(api: Any, http: httpx.Client, args: argparse.Namespace) -> str:
+    """The sandbox that every `reuse` conversation starts in: a first conversation's."""
+    wait_warm(api, POOL, args.pool)
+    (first,) = follow(http, [start_conversation(http)]).values()
+    assert first["status"] == "READY" and first.get("sandbox_id"), first
+    print(f"  reuse: sandbox {first['sandbox_id']} (its first conversation READY after "
+          f"{first['seen']['READY']:.2f} s)", flush=True)  # fmt: skip
+    return str(first["sandbox_id"])
 
 
 def ready_times(tasks: list[Tasks], key: str = "client") -> list[float]:

@@ -14,12 +14,18 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import attrs
 import pytest
 
 from dockpool import ContainerPool, ContainerSpec, HealthCheck, Readiness
-from dockpool._core.machine import State
+from dockpool._core.config import PoolConfig
+from dockpool._core.machine import ContainerId, MemberKey, State
+from dockpool._core.member import provision
 from dockpool._core.spec import readiness_mode
+from dockpool._runtime import prober as prober_module
 from dockpool._runtime.backoff import Backoff
+from dockpool._runtime.prober import Prober
+from dockpool._runtime.state import PoolState, Recipe
 from tests.fakes import FakeDocker, FakeEventSource, wait_for
 
 LIVENESS = HealthCheck(test=["CMD", "true"], interval=30, retries=3, start_interval=0.1)
@@ -230,3 +236,50 @@ def test_readiness_host_must_be_a_host() -> None:
     for bad in ("", "http://x", "a b"):
         with pytest.raises(ValueError, match="readiness host"):
             Readiness(port=8000, host=bad)
+
+
+class _Threading:
+    """The `threading` module as prober.py sees it, with another Thread class."""
+
+    def __init__(self, thread: type[threading.Thread]) -> None:
+        self.Thread = thread
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(threading, name)
+
+
+def test_a_probe_started_while_the_pool_closes_is_joined(
+    docker: FakeDocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Prober.stop` racing `Prober.start`: stop must never see a probe thread that is recorded
+    but not started yet (joining one raises RuntimeError, and the pool's close failed with it).
+    The probe thread's start is held back 0.2 s while stop runs."""
+    state = PoolState(PoolConfig(spec=SPEC, size=1, name="race"))
+    state.use(Recipe.of(SPEC, "sha256:0"))
+    member, _ = provision(MemberKey("k1"), "dockpool-race-k1", needs_health=True, now=0.0,
+                          fingerprint=state.fingerprint, probed=True)  # fmt: skip
+    member = attrs.evolve(member, container_id=ContainerId("c1"), state=State.WARMING)
+    prober = Prober(state, docker, lambda key, event: None)
+    starting, failures = threading.Event(), []
+
+    def stop() -> None:
+        starting.wait(5)
+        try:
+            prober.stop(timeout=2)
+        except Exception as exc:
+            failures.append(exc)
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+
+    class SlowStart(threading.Thread):
+        def start(self) -> None:
+            starting.set()
+            time.sleep(0.2)  # stop() runs now
+            super().start()
+
+    monkeypatch.setattr(prober_module, "threading", _Threading(SlowStart))
+    prober.start(member)
+    monkeypatch.undo()
+    stopper.join(5)
+    assert failures == []

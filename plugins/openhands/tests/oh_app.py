@@ -142,9 +142,11 @@ def configure_llm(http: httpx.Client) -> None:
     assert answer.status_code < 300, answer.text
 
 
-def start_conversation(http: httpx.Client) -> str:
-    """Start a conversation; the ID of its start task."""
-    answer = http.post("/api/v1/app-conversations", json={})
+def start_conversation(http: httpx.Client, sandbox_id: str | None = None) -> str:
+    """Start a conversation (in the running sandbox `sandbox_id`, if given); the ID of its
+    start task."""
+    body = {"sandbox_id": sandbox_id} if sandbox_id else {}
+    answer = http.post("/api/v1/app-conversations", json=body)
     assert answer.status_code < 300, answer.text
     return str(answer.json()["id"])
 

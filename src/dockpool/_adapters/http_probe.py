@@ -18,18 +18,46 @@ def _host(host_ip: str) -> str:
     return "127.0.0.1" if host_ip in _ANY else host_ip
 
 
-def answers(host_ip: str, port: int, path: str, timeout: float) -> bool:
-    """True if GET http://<host_ip>:<port><path> answers 2xx within `timeout` seconds."""
+class Pending:
+    """A GET that was sent and whose answer is not read yet (see `begin`)."""
+
+    def __init__(self, conn: http.client.HTTPConnection | None) -> None:
+        self._conn = conn
+
+    def answered(self) -> bool:
+        """Read the answer: True if it is 2xx (within the timeout of `begin`). Once only."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return False
+        try:
+            response = conn.getresponse()
+            response.read()
+            return 200 <= response.status < 300
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()
+
+
+def begin(host_ip: str, port: int, path: str, timeout: float) -> Pending:
+    """Send GET http://<host_ip>:<port><path> now and read its answer later (`answered`).
+
+    The server works on it while the caller does something else in the same thread (a
+    claim's rename): no thread of its own, no hand-off. A request that cannot be sent (the
+    port refuses) answers False.
+    """
     conn = http.client.HTTPConnection(_host(host_ip), port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        response.read()
-        return 200 <= response.status < 300
     except (OSError, http.client.HTTPException):
-        return False
-    finally:
         conn.close()
+        return Pending(None)
+    return Pending(conn)
+
+
+def answers(host_ip: str, port: int, path: str, timeout: float) -> bool:
+    """True if GET http://<host_ip>:<port><path> answers 2xx within `timeout` seconds."""
+    return begin(host_ip, port, path, timeout).answered()
 
 
 def send(

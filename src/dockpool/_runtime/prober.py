@@ -12,7 +12,6 @@ the claim asks the server once more (`serves`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,8 +28,6 @@ from dockpool._runtime.state import PoolState
 
 #: Seconds between attempts to read a member's published port when the engine fails to answer.
 _INSPECT_RETRY = 0.5
-#: Claim-time checks that may run at once (each is one GET alongside its claim's rename).
-_CHECKS = 16
 
 
 def _host(spec: ContainerSpec) -> str:
@@ -49,19 +46,20 @@ class Prober:
         apply: Callable[[m.MemberKey, m.Event], Any],
         answers: Callable[[str, int, str, float], bool] = http_probe.answers,
         send: Callable[..., str | None] = http_probe.send,
+        begin: Callable[[str, int, str, float], http_probe.Pending] = http_probe.begin,
     ) -> None:
         self.state = state
         self.api = api
         self.apply = apply
         self.answers = answers
         self.send = send
+        self.begin = begin
         self._stop = threading.Event()
         self._threads: set[threading.Thread] = set()
         self._guard = threading.Lock()
         #: published ports the warm-up probe read, by member and container (they are fixed
         #: for a container's life): the claim's check needs no inspect for these members
         self._ports: dict[tuple[m.MemberKey, m.ContainerId], Mapping[int, int]] = {}
-        self._checks: concurrent.futures.ThreadPoolExecutor | None = None
 
     def _spec(self, member: m.Member) -> ContainerSpec | None:
         recipe = self.state.recipes.get(member.fingerprint)
@@ -75,11 +73,11 @@ class Prober:
         self._prune()
         name = f"dockpool-{self.state.name}-probe-{member.key[:12]}"
         thread = threading.Thread(target=self._run, args=(member, spec), name=name, daemon=True)
-        with self._guard:
+        with self._guard:  # started under the guard: `stop` never sees an unstarted thread
             if self._stop.is_set():
                 return
             self._threads.add(thread)
-        thread.start()
+            thread.start()
 
     def _warming(self, member: m.Member) -> bool:
         now = self.state.table.get(member.key)
@@ -166,22 +164,21 @@ class Prober:
     def alongside(self, member: m.Member) -> Callable[[], tuple[m.Event, Mapping[int, int]]]:
         """Begin the claim's check of `member` before its rename; call the result after it.
 
-        For a member whose ports the warm-up probe read, the GET to its server runs on a
-        check thread while the claimer renames, so a claim waits for the slower of the two,
-        not for their sum; the server answered during the claim, which is what the check
-        asks. Otherwise the result runs `check` (inspect first) after the rename.
+        For a member whose ports the warm-up probe read, the GET to its server is *sent* now
+        and its answer read by the result, so the server answers while the claimer renames: a
+        claim waits for the slower of the two, not for their sum, with no thread or hand-off
+        on its path. The server answered during the claim, which is what the check asks.
+        Otherwise the result runs `check` (inspect first) after the rename.
         """
         known, spec = self.ports_of(member), self._spec(member)
         if known is None or spec is None or spec.readiness is None:
             return lambda: self.check(member)
-        with self._guard:
-            if self._stop.is_set():
-                return lambda: self.check(member)
-            if self._checks is None:
-                prefix = f"dockpool-{self.state.name}-check"
-                self._checks = concurrent.futures.ThreadPoolExecutor(_CHECKS, prefix)
-            answered = self._checks.submit(self.serves, member, known)
-        return lambda: (m.ClaimSucceeded(alive=answered.result()), known)
+        readiness = spec.readiness
+        port = known.get(readiness.port)
+        if port is None:
+            return lambda: (m.ClaimSucceeded(alive=False), known)
+        sent = self.begin(_host(spec), port, readiness.path, readiness.timeout)
+        return lambda: (m.ClaimSucceeded(alive=sent.answered()), known)
 
     def check(self, member: m.Member) -> tuple[m.Event, Mapping[int, int]]:
         """The claim's check of a member it just renamed: alive and serving?
@@ -224,5 +221,3 @@ class Prober:
             threads = list(self._threads)
         for thread in threads:
             thread.join(timeout)
-        if self._checks is not None:  # each check is one GET within its readiness timeout
-            self._checks.shutdown(wait=True)
