@@ -164,6 +164,28 @@ def test_the_refill_waits_refill_hold_after_a_claim(docker: FakeDocker, hold: fl
         p.close(timeout=5)
 
 
+def test_no_refill_slips_in_between_a_claims_end_and_its_hold(docker: FakeDocker) -> None:
+    """The hold starts while the claim still counts as in flight: however late the claim's
+    thread gets to set it (here 0.3 s late), a refill create never goes in between. (It did:
+    the claim stopped counting, then set the hold; a create woken in between went at once.)"""
+    p = _held_pool(docker, 0.6)
+    try:
+        state = p._rt.state  # type: ignore[union-attr]
+        real_hold = state.hold_refills
+
+        def late_hold() -> None:
+            time.sleep(0.3)
+            real_hold()
+
+        state.hold_refills = late_hold  # type: ignore[method-assign]
+        timeline = Timeline(docker, {})
+        p.claim("s-1", timeout=10)
+        assert wait_for(lambda: len(timeline.creates) == 1)
+        assert timeline.creates[0] - timeline.renamed["s-1"] >= 0.3 + 0.6 - 0.05
+    finally:
+        p.close(timeout=5)
+
+
 def test_every_claim_extends_the_hold(docker: FakeDocker) -> None:
     """A second claim during the hold restarts it: a burst is refilled after its last claim."""
     p = _held_pool(docker, 0.5)

@@ -216,21 +216,20 @@ class ContainerPool:
         except DockpoolError as exc:
             signals.send("claim_failed", self, session=session, reason=str(exc))
             raise
-        rt.state.hold_refills()  # the session's start gets the machine before the refill
         rt.autosize.claimed(hit=lease.from_pool)
         return lease
 
     def try_claim(self, session_name: str) -> Lease | None:
         """Like `claim`, but only from the pool: None (and nothing created) when none is ready.
 
-        For hosts that have a cold path of their own and want to take it themselves.
+        For hosts that have a cold path of their own and want to take it themselves. Hit or
+        miss, refill creates then wait `refill_hold` s: the session's start, or the host's own
+        cold start, gets the machine first.
         """
         rt = self._running()
         check_name(session_name)
-        lease = claim_from_pool(rt.executor, session_name, time.perf_counter())
-        if lease is not None:
-            rt.state.hold_refills()
-        return lease
+        with rt.state.claiming():  # a hit holds refills back like a claim's
+            return claim_from_pool(rt.executor, session_name, time.perf_counter())
 
     async def aclaim(self, session_name: str, *, timeout: float | None = None) -> Lease:
         """`claim` for asyncio hosts: runs in a thread of its own, never blocks the event loop.
