@@ -35,7 +35,6 @@ from dockpool._core.endpoint import Endpoint
 from dockpool._core.errors import (
     ClaimError,
     ConfigError,
-    DockerError,
     DockpoolError,
     PoolClosedError,
 )
@@ -157,23 +156,12 @@ class ContainerPool:
         cfg = self._config
         api = self._adapter or DockerAdapter(self._docker_url)
         source = self._event_source or DockerEventSource({POOL_LABEL: cfg.name}, self._docker_url)
-        try:
-            api.ping()
-            image_id = api.resolve_image(cfg.spec.image)
-            rt = Runtime.build(cfg, api, source, self._backoff, self._clock, self.token, image_id)
-            rt.executor.sender = self
-            rt.peers.join()
-        except DockerError:
-            api.close()
-            raise
+        rt = Runtime.open(cfg, api, source, self._backoff, self._clock, self.token, self)
         self._rt = rt
         self._lifecycle = rt.state.lifecycle = Lifecycle.RUNNING
         self.observer.connect()
         self.metrics_endpoint.apply(cfg.metrics)
-        rt.listener.on_connect = rt.on_stream_connect
-        rt.listener.on_lost = rt.on_stream_lost
-        rt.reconciler.start()
-        rt.listener.start()
+        rt.run()
         role = "upkeep leader" if rt.peers.leader else "follower"
         logger.info("pool {}: started as {} ({}), target size {} ({})",
                     cfg.name, role, self.token, cfg.size, cfg.spec.image)  # fmt: skip
@@ -252,10 +240,6 @@ class ContainerPool:
         changes live); raises before changing anything if a new image cannot be resolved."""
         rt = self._running()
         change, effective = apply_config(rt, config)
-        if "size" in change.live:
-            self.resize(effective.size)
-        if {"max_pool_size", "max_containers"} & set(change.live):
-            rt.autosize.refresh()
         if "metrics" in change.live:
             self.metrics_endpoint.apply(effective.metrics)
         return change

@@ -26,7 +26,7 @@ def apply_config(rt: Runtime, new: PoolConfig) -> tuple[ConfigChange, PoolConfig
     """Apply what can be applied of `new`; return the change and the config now in force.
 
     Raises a DockerError (e.g. ImageNotFoundError) before changing anything if a new spec's
-    image cannot be resolved. Sizing is left to the caller (`ContainerPool.resize`).
+    image cannot be resolved. A new size is the floor of self-sizing (`AutoSize`).
     """
     state = rt.state
     with state.lock:
@@ -59,6 +59,10 @@ def apply_config(rt: Runtime, new: PoolConfig) -> tuple[ConfigChange, PoolConfig
                 "new spec {}: retiring {} members of the old one", recipe.fingerprint, len(outdated)
             )
             rt.upkeep.retire(outdated, "spec changed")
+    if "size" in change.live:
+        rt.autosize.set_floor(effective.size)
+    if {"max_pool_size", "max_containers"} & set(change.live):
+        rt.autosize.refresh()
     rt.reconciler.wake()  # resync_interval and the timers apply at once
     signals.send("config_changed", rt.executor.sender, config=effective, old=old)
     return change, effective

@@ -105,6 +105,37 @@ class Runtime:
         holder.append(rt)
         return rt
 
+    @classmethod
+    def open(
+        cls,
+        config: PoolConfig,
+        api: EngineApi,
+        source: EventSource,
+        backoff: Backoff,
+        clock: Callable[[], float],
+        token: str,
+        sender: object,
+    ) -> Runtime:
+        """Check the engine and the image, build the parts and join the pool on the engine
+        (no thread started yet: `run`). On a DockerError the engine connection is closed."""
+        try:
+            api.ping()
+            image_id = api.resolve_image(config.spec.image)
+            rt = cls.build(config, api, source, backoff, clock, token, image_id)
+            rt.executor.sender = sender
+            rt.peers.join()
+        except DockerError:
+            api.close()
+            raise
+        return rt
+
+    def run(self) -> None:
+        """Start the reconciler, then the event stream (its first connect asks for a resync)."""
+        self.listener.on_connect = self.on_stream_connect
+        self.listener.on_lost = self.on_stream_lost
+        self.reconciler.start()
+        self.listener.start()
+
     def wait_until_full(self, timeout: float) -> None:
         state = self.state
         with state.lock:

@@ -40,8 +40,7 @@ from dockpool.bench import (
 )
 from dockpool.bench._activity import Activity
 from dockpool.bench._harness import RUN_LABEL, BenchRun, Result, machine_info
-from dockpool.bench.plot import matplotlib_missing
-from dockpool.bench.report import render, render_header, write_json
+from dockpool.bench.report import render, render_header
 from dockpool.bench.targets import Target
 
 RESULTS = Path("bench-results")  # below the current folder
@@ -276,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["left behind"] = run.leftover
     summary.render_table(images, sys.stdout)
     print(f"elapsed {meta['elapsed']}; containers left behind: {run.leftover or 'none'}")
-    _save(meta, images, json_path, plot_path)
+    summary.save(meta, images, json_path, plot_path)
     if interrupted:
         return 130
     return 1 if run.leftover or any(img.failed for img in images) else 0
@@ -288,32 +287,6 @@ def _has_image(run: BenchRun, image: str) -> bool:
     except Exception:
         return False
     return True
-
-
-def _save(
-    meta: dict[str, object], images: list[summary.ImageRun], js: str, png: str | None
-) -> None:
-    Path(js).parent.mkdir(parents=True, exist_ok=True)
-    write_json(summary.document(meta, images), js)
-    print(f"every sample (seconds): {_show(js)}")
-    if png is None:
-        return
-    why = matplotlib_missing()
-    if why:
-        print(f"plot skipped: {why}")
-        return
-    from dockpool.bench import plot
-
-    Path(png).parent.mkdir(parents=True, exist_ok=True)
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    sub = f"{platform.node()}: {len(os.sched_getaffinity(0))} CPUs, load average {load}; {time.strftime('%Y-%m-%d %H:%M')}"  # fmt: skip
-    plot.write(png, images, sub)
-    print(f"plot: {_show(png)}")
-
-
-def _show(path: str) -> str:
-    p = Path(path).resolve()
-    return str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
 
 
 if __name__ == "__main__":

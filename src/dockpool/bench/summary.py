@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import platform
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from dockpool.bench._harness import Result, percentile
 from dockpool.bench.ready import READY
-from dockpool.bench.report import result_doc
+from dockpool.bench.report import result_doc, write_json
 from dockpool.bench.targets import Target
 
 QS = (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
@@ -152,3 +156,28 @@ def document(meta: dict[str, Any], images: list[ImageRun]) -> dict[str, Any]:
             for img in images
         },
     }
+
+
+def save(meta: dict[str, object], images: list[ImageRun], js: str, png: str | None) -> None:
+    """Write every sample to `js` (JSON) and, with matplotlib, the plot to `png`."""
+    Path(js).parent.mkdir(parents=True, exist_ok=True)
+    write_json(document(meta, images), js)
+    print(f"every sample (seconds): {_show(js)}")
+    if png is None:
+        return
+    from dockpool.bench import plot  # it imports this module
+
+    why = plot.matplotlib_missing()
+    if why:
+        print(f"plot skipped: {why}")
+        return
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    sub = f"{platform.node()}: {len(os.sched_getaffinity(0))} CPUs, load average {load}; {time.strftime('%Y-%m-%d %H:%M')}"  # fmt: skip
+    plot.write(png, images, sub)
+    print(f"plot: {_show(png)}")
+
+
+def _show(path: str) -> str:
+    p = Path(path).resolve()
+    return str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
