@@ -145,9 +145,10 @@ class PoolState:
 
     @contextlib.contextmanager
     def claiming(self) -> Iterator[None]:
-        """Count a claim in flight for its duration (see `claims_in_flight`); one that got its
-        container starts the refill hold before it stops counting, so that no refill create
-        slips in between the two (the hold is set while the claim still holds refills back)."""
+        """Count a claim in flight for its duration (see `claims_in_flight`); one that ends
+        without an error starts the refill hold before it stops counting, so that no refill
+        create slips in between the two (the hold is set while the claim still holds refills
+        back)."""
         with self.lock:
             self.claims_in_flight += 1
         try:
