@@ -61,3 +61,19 @@ engine_version() {
     [ -n "$v" ] || return 1
     printf '%s' "$v"
 }
+
+# Before a dockerd of ours starts: drop its managed containerd's pid file
+# ($1/containerd/containerd.pid, $1 the exec root) unless that pid is a live containerd. dockerd
+# trusts the file: it waits for "its" containerd to answer and, when it does not, sends it
+# SIGTERM. After a machine restart /var/run may keep the file while the pid now belongs to
+# another process (seen: the other engine's dockerd, terminated that way).
+clear_stale_containerd_pid() {
+    local file="$1/containerd/containerd.pid" pid
+    [ -f "$file" ] || return 0
+    pid="$(tr -dc '0-9' <"$file" 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "containerd" ]; then
+        return 0
+    fi
+    printf 'engines: removing stale %s (pid %s is not a containerd)\n' "$file" "${pid:-?}"
+    rm -f "$file"
+}

@@ -138,9 +138,11 @@ if [ -e "$SOCK" ] || [ -L "$SOCK" ]; then
     rm -f "$SOCK"
 fi
 # dockerd starts its own containerd (under /var/run/docker/containerd) when no system
-# containerd listens on /run/containerd/containerd.sock, and it replaces a leftover one
-# recorded in /var/run/docker/containerd/containerd.pid by itself. A socket file with
-# nobody behind it would make dockerd try (and fail) to use it, so remove that.
+# containerd listens on /run/containerd/containerd.sock; it replaces a leftover one recorded in
+# /var/run/docker/containerd/containerd.pid by itself, but a pid file naming a reused pid makes
+# it signal that process (see engines.sh). A socket file with nobody behind it would make
+# dockerd try (and fail) to use it, so remove that.
+clear_stale_containerd_pid /var/run/docker
 if [ -S /run/containerd/containerd.sock ] && ! pgrep -x containerd >/dev/null 2>&1; then
     say "removing stale /run/containerd/containerd.sock (no containerd running)"
     rm -f /run/containerd/containerd.sock

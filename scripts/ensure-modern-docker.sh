@@ -156,6 +156,7 @@ cmd_start() {
     ensure_bin
     ensure_bridge
     rm -f "$ENGINE_PIDFILE" "$ENGINE_SOCK"  # leftovers of a dead one (its pid is not a dockerd)
+    clear_stale_containerd_pid "$EXEC_ROOT"
     mkdir -p "$DATA" "$EXEC_ROOT" "$(dirname "$ENGINE_LOG")"
     printf '\n==== %s ensure-modern-docker: starting dockerd ====\n' "$(date -Is)" >>"$ENGINE_LOG"
     ulimit -n 1048576 2>/dev/null || true
