@@ -40,11 +40,26 @@ class FakeEventSource:
         self.opens = 0
         self.sinces: list[str | None] = []
         self.drop = False  # while True, events are lost (a stalled or disconnected reader)
+        #: while not None, events wait here, in order, until `release` (a slow stream)
+        self.held: list[ContainerEvent] | None = None
+        self._hold_lock = threading.Lock()
         self._closed = False
 
     def push(self, event: ContainerEvent) -> None:
-        if not self.drop:
+        with self._hold_lock:
+            if self.drop:
+                return
+            if self.held is not None:
+                self.held.append(event)
+                return
             self._queue.put(event)
+
+    def release(self) -> None:
+        """Deliver the held events, in order, and stop holding."""
+        with self._hold_lock:
+            for event in self.held or []:
+                self._queue.put(event)
+            self.held = None
 
     def end_stream(self) -> None:
         """Make the current stream end as docker-py's does when the daemon goes away."""

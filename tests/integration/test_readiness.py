@@ -2,8 +2,9 @@
 
 The spec is config.toml's: Docker's health check every 30 s (start_interval 0.1 s, honoured
 from API 1.44) plus `[dockpool.readiness]`, dockpool's own warm-up probe. On either engine a member must be ready within
-seconds of its server answering, never one 30 s interval later; and a member whose server
-stopped answering (which a 30 s health check has not noticed yet) is never handed out.
+seconds of its server answering, never one 30 s interval later; and with `check_at_claim`, a
+member whose server stopped answering (which a 30 s health check has not noticed yet) is never
+handed out.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.docker
 DELAY = 1.0  # the stand-in's /ready answers this long after start
 
 
-def _spec(pool_factory: PoolFactory) -> Any:
+def _spec(pool_factory: PoolFactory, check_at_claim: bool = False) -> Any:
     return pool_factory.spec(
         env={"STUB_READY_DELAY": str(DELAY)},
         healthcheck=HealthCheck(
@@ -40,7 +41,7 @@ def _spec(pool_factory: PoolFactory) -> Any:
             start_period=30,
             start_interval=0.1,
         ),
-        readiness=Readiness(port=POOL_PORT, path="/ready"),
+        readiness=Readiness(port=POOL_PORT, path="/ready", check_at_claim=check_at_claim),
     )
 
 
@@ -73,7 +74,7 @@ def test_ready_soon_after_the_server_answers_on_every_engine(
 
 
 def test_a_silent_server_is_not_handed_out(pool_factory: PoolFactory, docker_client: Any) -> None:
-    pool = pool_factory(1, spec=_spec(pool_factory))
+    pool = pool_factory(1, spec=_spec(pool_factory, check_at_claim=True))
     pool.wait_until_full(timeout=25)
     (silent,) = pool_factory.members().values()
     silent.exec_run(["stub-ctl", "unhealthy"])  # /ready now 503; the 30 s check has not seen it
@@ -89,3 +90,19 @@ def test_a_silent_server_is_not_handed_out(pool_factory: PoolFactory, docker_cli
     assert [c.id for c in pool_factory.containers() if c.name == "readiness-silent"] == [
         lease.container_id
     ]
+
+
+def test_a_member_paused_just_before_a_claim_is_not_handed_out(
+    pool_factory: PoolFactory, docker_client: Any
+) -> None:
+    """Without `check_at_claim` the claim makes no request: it waits for its rename's event,
+    and the engine logs a member's events in order, so a `pause` logged before the rename
+    reaches the machine first (or the member is out of the pool already): never handed out."""
+    pool = pool_factory(2, spec=_spec(pool_factory))
+    pool.wait_until_full(timeout=25)
+    members = list(pool_factory.members().values())
+    for member in members:
+        member.pause()  # returns once the engine has logged the event; the claim comes at once
+    lease = pool.claim("readiness-paused", timeout=60)
+    assert lease.container_id not in {member.id for member in members}
+    assert http_status(lease.ports[POOL_PORT]) == 200

@@ -92,6 +92,18 @@ def test_readiness_defaults(tmp_path: Path) -> None:
     assert cfg.spec.readiness == Readiness(port=8000, path="/", interval=0.05, timeout=1.0)
 
 
+def test_readiness_check_at_claim(tmp_path: Path) -> None:
+    """A claim-time choice: parsed, checked, and no part of what members are made of."""
+    on = PoolConfig.from_toml(_write(tmp_path, READINESS + "port = 8000\ncheck_at_claim = true\n"))
+    off = PoolConfig.from_toml(_write(tmp_path, READINESS + "port = 8000\n"))
+    assert on.spec.readiness is not None and on.spec.readiness.check_at_claim
+    assert off.spec.readiness is not None and not off.spec.readiness.check_at_claim
+    assert on.spec.fingerprint() == off.spec.fingerprint()
+    assert on.spec.canonical()["readiness"]["check_at_claim"] is True  # (shown by `status`)
+    with pytest.raises(ConfigError, match=r"check_at_claim"):
+        PoolConfig.from_toml(_write(tmp_path, READINESS + 'port = 8000\ncheck_at_claim = "y"\n'))
+
+
 def test_readiness_host(tmp_path: Path) -> None:
     text = READINESS + 'port = 8000\nhost = "host.docker.internal"\n'
     readiness = PoolConfig.from_toml(_write(tmp_path, text)).spec.readiness

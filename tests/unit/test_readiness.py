@@ -84,10 +84,12 @@ def docker(servers: list[Server]) -> FakeDocker:
 def make_pool(docker: FakeDocker) -> Iterator[Any]:
     pools: list[ContainerPool] = []
 
-    def make(size: int, version: tuple[int, int] = (1, 41)) -> ContainerPool:
+    def make(size: int, version: tuple[int, int] = (1, 41), check: bool = False) -> ContainerPool:
         docker.version = version
+        assert SPEC.readiness is not None
+        spec = attrs.evolve(SPEC, readiness=attrs.evolve(SPEC.readiness, check_at_claim=check))
         pool = ContainerPool(
-            SPEC, size=size, name="fake", adapter=docker, event_source=docker.events,
+            spec, size=size, name="fake", adapter=docker, event_source=docker.events,
             backoff=Backoff(base=0.01, cap=0.05),
         )  # fmt: skip
         pools.append(pool)
@@ -138,16 +140,22 @@ def test_dockers_healthy_counts_too(make_pool: Any, docker: FakeDocker,
     assert wait_for(lambda: pool.stats().ready == 1)
 
 
-def test_a_member_whose_server_stopped_answering_is_not_handed_out(
-    make_pool: Any, docker: FakeDocker, servers: list[Server]
+@pytest.mark.parametrize("check", [True, False])
+def test_a_member_whose_server_stopped_answering_is_not_handed_out_with_check_at_claim(
+    make_pool: Any, docker: FakeDocker, servers: list[Server], check: bool
 ) -> None:
+    """With `check_at_claim`, the claim asks the server; without it, a server that went silent
+    in a running container is the liveness check's to find (the claim trusts the events)."""
     docker._ports = itertools.chain([servers[0].port], itertools.repeat(servers[1].port))
     servers[0].up = servers[1].up = True
-    pool = make_pool(1)
+    pool = make_pool(1, check=check)
     assert wait_for(lambda: pool.stats().ready == 1)
     (first,) = [c for c in docker.containers.values() if c.ports.get(8000) == servers[0].port]
     servers[0].up = False  # still "running", health "starting": only the server knows
     lease = pool.claim("session-1", timeout=10)
+    if not check:
+        assert lease.container_id == first.id and lease.from_pool
+        return
     assert lease.ports[8000] == servers[1].port  # a cold start (or refill), never the silent one
     assert wait_for(lambda: first.id not in docker.containers)  # discarded, not left renamed
 
@@ -165,12 +173,18 @@ def test_probe_stops_when_the_member_dies(make_pool: Any, docker: FakeDocker,
     ))  # fmt: skip
 
 
+@pytest.mark.parametrize("check", [True, False])
 def test_a_probed_member_is_claimed_with_no_inspect(
-    make_pool: Any, docker: FakeDocker, servers: list[Server], monkeypatch: pytest.MonkeyPatch
+    make_pool: Any,
+    docker: FakeDocker,
+    servers: list[Server],
+    monkeypatch: pytest.MonkeyPatch,
+    check: bool,
 ) -> None:
-    """The claim's check is one GET to the server, through the ports the probe read."""
+    """The claim's check is its rename's event (no call), or with `check_at_claim` one GET to
+    the server through the ports the probe read; never an inspect."""
     servers[0].up = servers[1].up = True
-    pool = make_pool(1)
+    pool = make_pool(1, check=check)
     assert wait_for(lambda: pool.stats().ready == 1)
     inspected: list[str] = []
     real = docker.inspect
@@ -184,17 +198,17 @@ def test_a_probed_member_is_claimed_with_no_inspect(
     lease = pool.claim("session-1", timeout=10)
     assert lease.ports[8000] == servers[0].port and lease.from_pool
     assert lease.container_id not in inspected  # (the refill's new member is inspected)
-    assert "session-1" not in inspected and servers[0].gets == gets + 1
+    assert "session-1" not in inspected and servers[0].gets == gets + int(check)
 
 
-def test_the_claims_check_runs_alongside_the_rename(
+def test_the_claims_get_runs_alongside_the_rename(
     make_pool: Any, docker: FakeDocker, servers: list[Server]
 ) -> None:
     """The claim's GET is on its way while the member's rename is in flight: a claim costs the
     slower of the two, not their sum. (With the check after the rename, this rename would wait
     for a GET that never comes, and the claim would find its server silent.)"""
     servers[0].up = servers[1].up = True
-    pool = make_pool(1)
+    pool = make_pool(1, check=True)
     assert wait_for(lambda: pool.stats().ready == 1)
     asked_before_renamed: list[bool] = []
     # Counted before the claim: the GET may well arrive before the rename call itself starts.

@@ -10,7 +10,9 @@ from dockpool._core.spec import ContainerSpec, HealthCheck, Readiness, WarmUpReq
 from dockpool._core.toml_reader import TomlReader
 
 _HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
-_READINESS_KEYS = {"port", "path", "interval", "timeout", "warmup", "warmup_timeout", "host"}
+_READINESS_KEYS = {
+    "port", "path", "interval", "timeout", "warmup", "warmup_timeout", "host", "check_at_claim",
+}  # fmt: skip
 _WARMUP_KEYS = {"path", "method", "body", "env_headers"}
 
 
@@ -72,7 +74,8 @@ class SpecReader(TomlReader):
         values: dict[str, Any] = {
             key: self.get(table, raw, key, kind, None)
             for key, kind in [("path", "str"), ("interval", "number"), ("timeout", "number"),
-                              ("warmup_timeout", "number"), ("host", "str")]
+                              ("warmup_timeout", "number"), ("host", "str"),
+                              ("check_at_claim", "bool")]
             if key in raw
         }  # fmt: skip
         if "warmup" in raw:

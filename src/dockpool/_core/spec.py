@@ -132,11 +132,19 @@ class Readiness:
     """dockpool's own readiness probe: GET http://<host>:<published port><path>.
 
     Run from the host, during a member's warm-up only, every `interval` seconds (a refused
-    connection costs the member nothing: no exec, no process), until the server answers 2xx;
-    and once more at claim time, so a member whose server stopped answering is not handed out.
+    connection costs the member nothing: no exec, no process), until the server answers 2xx.
     With it, Docker's health check (if any) only has to notice a member that dies later, so its
     `interval` can be long (30 s): readiness no longer pays a fast probe for a member's whole
     life. Docker's "healthy" also makes a warming member ready, if it comes first.
+
+    `check_at_claim`: GET the path once more during each claim (sent alongside the rename), so
+    that a member whose server stopped answering while its container runs is never handed
+    out. Off by default: a claim then hands over a member once the engine's own event for its
+    rename has been applied, which proves that the engine had logged no death, OOM kill,
+    unhealthy check or removal of it before the rename (renames.py); a hung server that still
+    runs is caught by the liveness health check instead. The GET costs a connection and a
+    request per claim, which under many concurrent claims on a small machine is most of what
+    a claim costs beyond the rename (`dockpool bench --claims`).
 
     `warmup`: requests sent once, in order, after the probe answered and before the member
     counts as ready (a server's first use of something is often slow: its first command, its
@@ -153,6 +161,7 @@ class Readiness:
     warmup: tuple[WarmUpRequest, ...] = attrs.field(default=(), converter=_requests)
     warmup_timeout: float = 60.0
     host: str | None = None
+    check_at_claim: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.host is not None and (not self.host or any(c in self.host for c in "/ ")):
@@ -230,7 +239,10 @@ class ContainerSpec:
 
         Pass the resolved image ID: the pool does, so a retagged image is a different spec.
         """
-        blob = json.dumps(self.canonical(image_id), sort_keys=True, separators=(",", ":"))
+        data = self.canonical(image_id)
+        if data["readiness"] is not None:  # what a claim does, not what a member is made of
+            del data["readiness"]["check_at_claim"]
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -139,8 +139,11 @@ def _handed_over(ex: Executor, member: m.Member, outcome: m.Event, lease: Lease)
     if not (isinstance(outcome, m.ClaimSucceeded) and outcome.alive):
         ex.apply(member.key, outcome)
         return False
-    ex.apply(member.key, outcome, lease=lease)
-    return ex.state.table.get(member.key) is None  # CLAIMED members leave the table
+    moved = ex.transition(member.key, outcome)
+    # (not "it left the table": a member turned down is discarded, and so leaves it too)
+    claimed = moved is not None and moved[1].state is m.State.CLAIMED
+    ex.follow(moved, outcome, lease=lease)
+    return claimed
 
 
 def cold_start(

@@ -26,6 +26,7 @@ from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.capacity import Capacity
 from dockpool._runtime.locks import Locks
 from dockpool._runtime.prober import Prober
+from dockpool._runtime.renames import RenameWatch
 from dockpool._runtime.state import PoolState
 from dockpool._runtime.workers import Workers
 
@@ -55,6 +56,7 @@ class Executor:
         self.may_upkeep = may_upkeep
         self.capacity = Capacity(api, locks, state.name)
         self.prober = Prober(state, api, self.apply)
+        self.renames = RenameWatch()  # claims waiting for their rename's event (renames.py)
         #: members whose create was not attempted for want of room (a cold start retries)
         self.capped: set[m.MemberKey] = set()
         self.degraded = False

@@ -6,8 +6,9 @@ the member's published port once (inspect) and GETs the readiness path every `in
 it answers 2xx or the member leaves WARMING (died, retired, or Docker reported it healthy
 first). Then it sends the spec's warm-up requests, if any, in order; the machine gets
 `Answered` (READY) once they all answered, or `WarmUpFailed` (replaced, with back-off).
-Nothing probes a ready member: after warm-up, Docker's slow health check watches liveness, and
-the claim asks the server once more (`serves`).
+Nothing probes a ready member: after warm-up, Docker's slow health check watches liveness; a
+claim asks the server once more (`alongside`, `check`) when the spec says `check_at_claim`, or
+when the event stream cannot vouch for the member (handover.py).
 """
 
 from __future__ import annotations
@@ -160,6 +161,11 @@ class Prober:
                 now = self.state.table.get(key)
                 if now is None or now.container_id != cid:
                     del self._ports[(key, cid)]
+
+    def checks_at_claim(self, member: m.Member) -> bool:
+        """Does `member`'s spec ask for a GET to its server during each claim?"""
+        spec = self._spec(member)
+        return spec is not None and spec.readiness is not None and spec.readiness.check_at_claim
 
     def alongside(self, member: m.Member) -> Callable[[], tuple[m.Event, Mapping[int, int]]]:
         """Begin the claim's check of `member` before its rename; call the result after it.

@@ -146,6 +146,8 @@ class Reconciler:
             change = machine_event(event)
             if change is not None:
                 self.executor.apply(key, change)
+            if event.action == "rename":  # after every earlier event: a claim may go on
+                self.executor.renames.applied(event.container_id, event.name)
             return
         # another process's member: its start and health tell this process about it
         if is_member_name(state.name, event.name) and event.action in (
@@ -173,6 +175,7 @@ class Reconciler:
         with state.lock:
             began = state.table.version
             state.resync_due = float("inf")
+        epoch = self.executor.renames.epoch
         try:
             views = self.api.list({POOL_LABEL: state.name})
         except DockerError as exc:
@@ -196,6 +199,7 @@ class Reconciler:
             self.executor.apply(key, m.Destroyed())
             changed += 1
         self._peers(views)
+        self.executor.renames.synced(epoch)
         with state.lock:
             state.counters.resyncs += 1
         signals.send("resynced", self.executor.sender, seen=len(views), changed=changed)

@@ -50,7 +50,9 @@ def apply_config(rt: Runtime, new: PoolConfig) -> tuple[ConfigChange, PoolConfig
     with state.lock:
         state.config = attrs.evolve(effective, size=old.size)
     rt.executor.creates.resize(effective.create_concurrency)
-    if recipe is not None and recipe.fingerprint != state.fingerprint:
+    if recipe is not None and recipe.fingerprint == state.fingerprint:
+        state.use(recipe)  # nothing a member is made of (readiness.check_at_claim): members stay
+    elif recipe is not None:
         state.use(recipe)
         if rt.upkeep.active():
             with state.lock:

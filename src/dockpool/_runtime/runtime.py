@@ -174,6 +174,7 @@ class Runtime:
 
     def on_stream_connect(self, again: bool) -> None:
         """The listener (re)connected: a resync follows; after an outage, refill at once."""
+        self.executor.renames.connected()  # (before the resync is asked for: it closes the gap)
         if again:
             logger.info("pool {}: event stream restored; resyncing", self.state.name)
             signals.send("stream_restored", self.executor.sender)
@@ -182,6 +183,7 @@ class Runtime:
         self.reconciler.request_resync()
 
     def on_stream_lost(self, reason: str, retry_in: float) -> None:
+        self.executor.renames.lost()
         logger.warning("pool {}: {}; reconnecting in {:.1f} s", self.state.name, reason, retry_in)
         signals.send("stream_lost", self.executor.sender, error=reason, retry_in=retry_in)
 
