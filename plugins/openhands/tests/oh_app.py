@@ -187,6 +187,33 @@ def follow(
     return out
 
 
+def stream_start(
+    http: httpx.Client, sandbox_id: str | None = None, started: float | None = None
+) -> Tasks:
+    """Start a conversation with `POST /api/v1/app-conversations/stream-start`, which answers
+    with the start task at each of its changes (a JSON list: "[", then one task per line, the
+    comma after it, until READY or ERROR): the same record as `follow`, with each phase seen
+    when the server sent it, no polling."""
+    started = time.monotonic() if started is None else started
+    body = {"sandbox_id": sandbox_id} if sandbox_id else {}
+    got: dict[str, Any] = {"seen": {}, "status": None}
+    task_id = "?"
+    with http.stream("POST", "/api/v1/app-conversations/stream-start", json=body) as answer:
+        assert answer.status_code < 300, answer.read()
+        for line in answer.iter_lines():
+            text = line.strip().strip("[],").strip()  # "[", "{task},", "{task}]"
+            if not text.startswith("{"):
+                continue
+            task = json.loads(text)
+            task_id = str(task.get("id", task_id))
+            got["seen"].setdefault(task["status"], time.monotonic() - started)
+            got.update(status=task["status"], sandbox_id=task.get("sandbox_id"),
+                       detail=task.get("detail"))  # fmt: skip
+            if task["status"] in ("READY", "ERROR"):
+                got["server"] = _server_seconds(task)
+    return {task_id: got}
+
+
 def _server_seconds(task: dict[str, Any]) -> float | None:
     try:
         made, done = (datetime.fromisoformat(task[k]) for k in ("created_at", "updated_at"))

@@ -21,6 +21,7 @@ from oh_app import (
     follow,
     free_port,
     start_conversation,
+    stream_start,
     wait_warm,
     warm,
 )
@@ -56,8 +57,8 @@ def wait_for(check: Any, timeout: float, what: str) -> Any:
 def test_pool_follows_the_app_servers_life(
     docker_api: Any, servers: list[AppServer], tmp_path: Path
 ) -> None:
-    """Warm at start; a conversation READY on a renamed member; warm members never listed;
-    delete works; SIGTERM drains the pool and keeps the claimed sandbox."""
+    """Warm at start; a conversation READY on a renamed member (polled, then streamed); warm
+    members never listed; delete works; SIGTERM drains the pool and keeps the claimed sandbox."""
     require_image(docker_api, AGENT_IMAGE)
     pool = pool_name_for("app")
     port = free_port()
@@ -85,6 +86,15 @@ def test_pool_follows_the_app_servers_life(
         delete_sandbox(http, sandbox_id)
         wait_for(lambda: not docker_api.containers(all=True, filters={"name": sandbox_id}), 30,
                  "the deleted sandbox's container gone")  # fmt: skip
+
+        # The streaming start (each change of the start task as it happens) takes the same path.
+        wait_warm(docker_api, pool, 1, timeout=180)
+        [streamed] = stream_start(http).values()
+        assert streamed["status"] == "READY", streamed
+        assert list(streamed["seen"])[-1] == "READY" and streamed["sandbox_id"] != sandbox_id
+        labels = docker_api.inspect_container(streamed["sandbox_id"])["Config"]["Labels"]
+        assert labels[POOL_LABEL].startswith(pool)
+        delete_sandbox(http, streamed["sandbox_id"])
 
         kept = http.post("/api/v1/sandboxes")  # one more, left running across the stop
         assert kept.status_code == 200, kept.text
