@@ -43,6 +43,7 @@ import docker
 import httpx
 
 from dockpool import POOL_LABEL
+from dockpool._core.spec import ORIGIN_LABEL
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 from oh_app import (
@@ -119,12 +120,21 @@ def scenario(api: Any, mode: str, args: argparse.Namespace, tmp: Path) -> dict[s
             result.update(sequential=sequential, burst=burst, load=os.getloadavg())
             for got in burst.values():
                 if got.get("sandbox_id"):
+                    got["origin"] = _origin(api, got["sandbox_id"])
                     delete_sandbox(http, got["sandbox_id"])
         result["exit"] = server.stop(signal.SIGTERM)
         result["warm_left"] = len(warm(api, POOL))
     finally:
         server.kill()
     return result
+
+
+def _origin(api: Any, sandbox_id: str) -> str:
+    """Where a sandbox came from: a pool hit, dockpool's cold start, or OpenHands' own."""
+    labels = api.inspect_container(sandbox_id)["Config"]["Labels"] or {}
+    if POOL_LABEL not in labels:
+        return "OpenHands cold start"
+    return "dockpool cold start" if labels.get(ORIGIN_LABEL) == "cold" else "pool hit"
 
 
 def _stream_burst(http: httpx.Client, n: int, posted: float) -> Tasks:
@@ -190,6 +200,12 @@ def report(stock: dict[str, Any], pooled: dict[str, Any], args: argparse.Namespa
         print(f"  {got['mode']:18} {len(ready)}/{len(tasks)} READY ({p50}{last}); "
               f"distinct sandboxes {distinct}; failed: {failed or 'none'}; "
               f"load {load}")  # fmt: skip
+        for origin in sorted({t["origin"] for t in tasks if "origin" in t}):
+            times = [t["seen"]["READY"] for t in tasks
+                     if t.get("origin") == origin and "READY" in t["seen"]]  # fmt: skip
+            if times:
+                print(f"  {'':18}   {origin}: {len(times)}, READY p50 "
+                      f"{statistics.median(times):.2f} s, max {max(times):.2f} s")  # fmt: skip
     print(f"\nafter SIGTERM: {pooled['mode']} exit status {pooled['exit']}, "
           f"warm members left {pooled['warm_left']}")  # fmt: skip
 
