@@ -88,6 +88,12 @@ async def test_member_spec_is_the_stock_container() -> None:
     assert spec.readiness is not None and spec.readiness.path == "/ready"
     assert spec.readiness.port in spec.ports
     assert spec.readiness.warmup == WARM_UP  # the agent server's first uses, before a claim
+    assert [(s.method, s.path) for s in WARM_UP] == [
+        ("POST", "/api/bash/execute_bash_command"),
+        ("DELETE", "/api/bash/bash_events"),  # the session's bash history starts empty
+        ("POST", "/api/skills"),
+        ("GET", "/api/profiles"),  # read only: OpenHands writes the user's profiles later
+    ]
     assert all(step.env_headers == {"X-Session-API-Key": SESSION_API_KEY_VARIABLE}
                for step in spec.readiness.warmup)  # fmt: skip
     assert SESSION_API_KEY_VARIABLE in spec.random_env  # each member's own key
