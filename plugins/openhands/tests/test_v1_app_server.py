@@ -5,9 +5,11 @@ behind while the claimed sandbox keeps running."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from oh_app import (
 from oh_common import AGENT_IMAGE, RUN, pool_name_for, require_image
 
 from dockpool import POOL_LABEL
+from dockpool._core.spec import ORIGIN_LABEL, OWNER_LABEL, ROLE_LABEL
 
 pytestmark = pytest.mark.oh1
 
@@ -106,3 +109,53 @@ def test_pool_follows_the_app_servers_life(
     state = docker_api.inspect_container(kept_id)["State"]
     assert state["Running"], "the claimed sandbox belongs to its session: it stays"
     docker_api.remove_container(kept_id, force=True)
+
+
+def test_three_workers_share_one_pool(
+    docker_api: Any, servers: list[AppServer], tmp_path: Path
+) -> None:
+    """`uvicorn --workers 3` (three processes, each with its pools): a burst of 4 conversations
+    against a pool of 2, each POST on its own connection (spread over the workers), all READY,
+    each in its own container; SIGTERM to the parent stops every worker and leaves no warm
+    member, and the claimed sandboxes keep running."""
+    require_image(docker_api, AGENT_IMAGE)
+    pool = pool_name_for("workers")
+    port = free_port()
+    env = app_env(tmp_path / "persistence", port, PREFIX, pool=pool, size=2)
+    server = AppServer(env, port, tmp_path / "app.log", workers=3)
+    servers.append(server)
+    server.wait_up()
+    claimed: list[str] = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            configure_llm(http)
+            wait_warm(docker_api, pool, 2, timeout=240)
+            presences = docker_api.containers(all=True, filters={"label": f"{ROLE_LABEL}=presence"})
+            owners = {row["Labels"].get(OWNER_LABEL) for row in presences
+                      if row["Labels"].get(POOL_LABEL, "").startswith(pool)}  # fmt: skip
+            assert len(owners) == 3, owners  # each worker's process joined the one pool
+
+            def post(_: int) -> str:
+                with httpx.Client(base_url=server.url, timeout=120) as own:  # own connection
+                    return start_conversation(own)
+
+            with ThreadPoolExecutor(4) as threads:
+                tasks = list(threads.map(post, range(4)))
+            got = follow(http, tasks)
+            claimed = [g["sandbox_id"] for g in got.values() if g.get("sandbox_id")]
+            assert [g["status"] for g in got.values()] == ["READY"] * 4, got
+            containers = {docker_api.inspect_container(s)["Id"] for s in claimed}
+            assert len(set(claimed)) == len(containers) == 4  # one container per conversation
+            labels = [docker_api.inspect_container(s)["Config"]["Labels"] for s in claimed]
+            hits = [POOL_LABEL in lab and lab.get(ORIGIN_LABEL) != "cold" for lab in labels]
+            assert sum(hits) == 2, labels  # both warm members served, each to one conversation
+            wait_for(lambda: warm(docker_api, pool), 120, "the refill")
+
+        assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+        assert warm(docker_api, pool) == [], "SIGTERM left warm members behind"
+        for sandbox in claimed:
+            assert docker_api.inspect_container(sandbox)["State"]["Running"], sandbox
+    finally:
+        for sandbox in claimed:
+            with contextlib.suppress(Exception):  # the session's sweep retries it
+                docker_api.remove_container(sandbox, force=True)
