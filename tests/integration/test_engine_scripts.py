@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.engine_help import REPO_ROOT
 
 pytestmark = pytest.mark.docker
 

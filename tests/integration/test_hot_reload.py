@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dockpool import PoolConfig
-from tests.conftest import RUN_LABEL_KEY, wait_until
+from tests.engine_help import RUN_LABEL_KEY, wait_until
 
 pytestmark = pytest.mark.docker
 

@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 
 from dockpool import Lease
-from tests.conftest import POOL_PORT, PoolFactory, action_of, http_status, wait_until
+from tests.engine_help import action_of, http_status, wait_until
+from tests.pool_help import POOL_PORT, PoolFactory
 
 pytestmark = pytest.mark.docker
 

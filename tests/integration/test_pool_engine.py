@@ -14,17 +14,15 @@ from typing import Any
 import docker.errors
 import pytest
 
-from tests.conftest import (
-    POOL_PORT,
+from tests.engine_help import (
     REPO_ROOT,
     RUN_LABEL_KEY,
-    PoolFactory,
-    SignalRecorder,
     action_of,
     container_health,
     http_status,
     wait_until,
 )
+from tests.pool_help import POOL_PORT, PoolFactory, SignalRecorder
 
 pytestmark = pytest.mark.docker
 

@@ -17,12 +17,8 @@ import docker.errors
 import pytest
 
 from dockpool import Backoff, ClaimError
-from tests.conftest import (
-    PoolFactory,
-    SignalRecorder,
-    action_of,
-    wait_until,
-)
+from tests.engine_help import action_of, wait_until
+from tests.pool_help import PoolFactory, SignalRecorder
 
 pytestmark = pytest.mark.docker
 

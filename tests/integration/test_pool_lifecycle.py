@@ -22,16 +22,8 @@ from dockpool import (
     NameInUseError,
     PoolTimeoutError,
 )
-from tests.conftest import (
-    POOL_PORT,
-    RUN_LABEL_KEY,
-    PoolFactory,
-    SignalRecorder,
-    container_health,
-    dockpool_threads,
-    http_status,
-    wait_until,
-)
+from tests.engine_help import RUN_LABEL_KEY, container_health, http_status, wait_until
+from tests.pool_help import POOL_PORT, PoolFactory, SignalRecorder, dockpool_threads
 
 pytestmark = pytest.mark.docker
 

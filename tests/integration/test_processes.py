@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PoolFactory, wait_until
+from tests.engine_help import wait_until
 from tests.integration.test_hot_reload import write_config
 from tests.integration.test_pool_concurrency import Sampler
+from tests.pool_help import PoolFactory
 
 pytestmark = pytest.mark.docker
 

@@ -16,14 +16,8 @@ import pytest
 
 from dockpool import HealthCheck, Readiness
 from dockpool._core.spec import readiness_mode
-from tests.conftest import (
-    POOL_PORT,
-    PoolFactory,
-    SignalRecorder,
-    container_health,
-    http_status,
-    wait_until,
-)
+from tests.engine_help import container_health, http_status, wait_until
+from tests.pool_help import POOL_PORT, PoolFactory, SignalRecorder
 
 pytestmark = pytest.mark.docker
 

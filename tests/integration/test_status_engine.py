@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dockpool._core.endpoint import Endpoint
-from tests.conftest import PoolFactory
+from tests.pool_help import PoolFactory
 from tests.unit.test_status import sample
 
 pytestmark = pytest.mark.docker

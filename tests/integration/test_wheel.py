@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, _remove_container
+from tests.engine_help import REPO_ROOT, remove_container
 
 pytestmark = pytest.mark.docker
 
@@ -92,7 +92,7 @@ def _smoke(bin_dir: Path, cwd: Path, client: Any) -> tuple[int | None, str, str]
             run = re.search(rf"{re.escape(BENCH_LABEL)}=([0-9a-f]+)", out.read_text())
             left = _bench_containers(client, run.group(1)) if run else []
             for container in left:
-                _remove_container(container)
+                remove_container(container)
     text = out.read_text()
     assert run is not None, f"no run label in the header:\n{text}\n{err.read_text()[-3000:]}"
     assert not left, f"the bench left {len(left)} container(s) behind: {[c.name for c in left]}"
