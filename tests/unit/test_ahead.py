@@ -7,10 +7,10 @@ from typing import Any
 
 from dockpool import ContainerPool
 from tests.fakes import FakeDocker, wait_for
-from tests.unit import test_ownership as own
-from tests.unit.test_ownership import members, named
+from tests.unit import ownership_help as own
+from tests.unit.ownership_help import members, named
 
-docker = own.docker  # the fixtures of test_ownership: pools of one name on one fake engine,
+docker = own.docker  # the fixtures: pools of one name on one fake engine,
 make_pool = own.make_pool  # each with its own event stream (its "process")
 
 

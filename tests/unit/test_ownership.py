@@ -6,57 +6,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from dockpool import Backoff, ClaimError, ContainerPool, DaemonUnavailableError, Lease
-from dockpool._core.spec import POOL_LABEL, ROLE_LABEL
-from tests.fakes import FakeContainer, FakeDocker, FakeEventSource, wait_for
-from tests.unit.test_pool_logic import SPEC
+from dockpool import ClaimError, ContainerPool, DaemonUnavailableError, Lease
+from tests.fakes import FakeDocker, wait_for
+from tests.unit import ownership_help as own
+from tests.unit.ownership_help import members, named
 
-
-@pytest.fixture
-def docker() -> FakeDocker:
-    return FakeDocker(FakeEventSource())
-
-
-@pytest.fixture
-def make_pool(docker: FakeDocker) -> Iterator[Any]:
-    """Pools of one name on one fake engine, each with its own event stream (its "process")."""
-    pools: list[ContainerPool] = []
-
-    def make(size: int = 2, **options: Any) -> ContainerPool:
-        source = docker.events if not pools else FakeEventSource()
-        if source not in docker.subscribers:
-            docker.subscribers.append(source)
-        options.setdefault("backoff", Backoff(base=0.01, cap=0.05))
-        pool = ContainerPool(
-            SPEC, size=size, name="fake", adapter=docker, event_source=source, **options
-        )
-        pools.append(pool)
-        return pool.start()
-
-    yield make
-    for pool in pools:
-        pool.close(timeout=5)
-    left = [t.name for t in threading.enumerate() if t.name.startswith("dockpool-")]
-    assert left == [], f"threads left behind: {left}"
-
-
-def members(docker: FakeDocker) -> list[FakeContainer]:
-    return [
-        c
-        for c in docker.by_label(POOL_LABEL, "fake")
-        if c.name.startswith("dockpool-fake-") and c.labels.get(ROLE_LABEL) == "member"
-    ]
-
-
-def named(docker: FakeDocker, name: str) -> FakeContainer | None:
-    return next((c for c in docker.containers.values() if c.name == name), None)
+docker = own.docker  # the fixtures: pools of one name on one fake engine,
+make_pool = own.make_pool  # each with its own event stream (its "process")
 
 
 def test_resync_that_lists_before_a_claim_does_not_bring_the_member_back(
@@ -243,138 +204,6 @@ def test_a_claim_that_ends_after_its_loop_closed_is_removed(
     asyncio.run(main())
     go.set()
     assert wait_for(lambda: named(docker, "s1") is None)
-
-
-def test_processes_closing_at_once_leave_no_member_a_create_made_late(
-    make_pool: Any, docker: FakeDocker
-) -> None:
-    """Two processes close at once while the leader's refill create is in flight (uvicorn
-    --workers stopping): the create lands before its process leaves, so the last process to
-    leave sees the member and removes it. Before, the leader left first, the other swept an
-    engine without it, and the create's member was left behind, nobody's."""
-    a = make_pool(1)
-    a.wait_until_full(timeout=5)
-    b = make_pool(1)
-    b.wait_until_full(timeout=5)
-    assert a.leader and not b.leader
-    in_create, go = threading.Event(), threading.Event()
-
-    def hold(name: str) -> None:
-        if name.startswith("dockpool-fake-") and not in_create.is_set():
-            in_create.set()
-            go.wait(5)
-
-    docker.on_create = hold
-    b.claim("s1")  # the leader refills
-    assert in_create.wait(5)
-    closing = threading.Thread(target=a.close, kwargs={"timeout": 10})
-    closing.start()
-    time.sleep(0.2)  # a is closing, its create still in flight
-    b.close(timeout=5)
-    go.set()
-    closing.join(10)
-    assert members(docker) == [], "a member made during the close was left behind"
-    assert named(docker, "s1") is not None  # the claimed one stays
-
-
-def test_processes_share_one_pool_and_one_leader(make_pool: Any, docker: FakeDocker) -> None:
-    """Two processes of one pool: one upkeep leader, size counted once, all members shared."""
-    a = make_pool(3)
-    a.wait_until_full(timeout=5)
-    b = make_pool(3)
-    b.wait_until_full(timeout=5)
-    assert a.leader != b.leader
-    assert len(members(docker)) == 3  # not 6
-    leases = [b.claim(f"b{i}") for i in range(3)]
-    assert all(lease.from_pool for lease in leases)
-    assert wait_for(lambda: a.stats().ready == 3 and len(members(docker)) == 3)
-
-
-def test_a_stale_view_never_takes_a_claimed_member(make_pool: Any, docker: FakeDocker) -> None:
-    """A process that missed a claim's events still cannot take that member: its rename by
-    member name finds nothing, and it moves on."""
-    a = make_pool(1)
-    a.wait_until_full(timeout=5)
-    b = make_pool(1)
-    b.wait_until_full(timeout=5)
-    b_source = docker.subscribers[1]
-    b_source.drop = True  # b hears nothing from now on: its table goes stale
-    first = a.claim("a1")
-    second = b.claim("b1")  # b still believes a1's container is its ready member
-    assert second.container_id != first.container_id
-    assert docker.containers[first.container_id].name == "a1"
-    assert docker.containers[second.container_id].name == "b1"
-
-
-def test_concurrent_claims_from_two_processes_never_share(
-    make_pool: Any, docker: FakeDocker
-) -> None:
-    """Claimers in two processes racing for the same members each get a different one."""
-    a = make_pool(4, max_containers=16)
-    a.wait_until_full(timeout=5)
-    b = make_pool(4, max_containers=16)
-    b.wait_until_full(timeout=5)
-    barrier = threading.Barrier(8)
-    leases: list[Lease] = []
-
-    def claim(pool: ContainerPool, name: str) -> None:
-        barrier.wait(5)
-        leases.append(pool.claim(name))
-
-    threads = [threading.Thread(target=claim, args=(a if i % 2 else b, f"s{i}")) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert len(leases) == 8
-    assert len({lease.container_id for lease in leases}) == 8
-    assert all(docker.containers[lease.container_id].name == lease.name for lease in leases)
-
-
-def test_leader_gone_another_process_takes_over(make_pool: Any, docker: FakeDocker) -> None:
-    """When the leader's presence dies, another process takes the upkeep and refills."""
-    a = make_pool(2)
-    a.wait_until_full(timeout=5)
-    b = make_pool(2)
-    leader, follower = (a, b) if a.leader else (b, a)
-    presence = leader._rt.peers.presence_id
-    docker.stop_presence(presence)  # as if its process had been SIGKILLed
-    assert wait_for(lambda: follower.leader)
-    follower.claim("s1")
-    assert wait_for(lambda: follower.stats().ready == 2 and len(members(docker)) == 2)
-
-
-def test_last_process_to_close_removes_the_members(make_pool: Any, docker: FakeDocker) -> None:
-    """A process that closes while another runs leaves the members; the last removes them."""
-    a = make_pool(2)
-    a.wait_until_full(timeout=5)
-    b = make_pool(2)
-    b.wait_until_full(timeout=5)
-    kept = a.claim("kept")
-    a.close(timeout=5)
-    assert wait_for(lambda: b.leader and len(members(docker)) == 2)
-    b.close(timeout=5)
-    assert members(docker) == []
-    assert docker.containers[kept.container_id].name == "kept"
-    assert [c.name for c in docker.containers.values()] == ["kept"]  # no presence, no hand
-
-
-def test_a_member_renamed_by_someone_during_its_removal_is_left_alone(
-    make_pool: Any, docker: FakeDocker
-) -> None:
-    """Someone renames a member just as the upkeep removes it: it is theirs now, not removed."""
-    pool = make_pool(1)
-    pool.wait_until_full(timeout=5)
-    [member] = members(docker)
-
-    def rename_first(container: str) -> None:
-        docker.on_remove = lambda c: None  # once
-        docker.rename(member.id, "theirs")  # lands between the pool's decision and its remove
-
-    docker.on_remove = rename_first
-    pool.resize(0)
-    assert wait_for(lambda: pool.stats().retiring == 0 and pool.stats().ready == 0)
-    assert docker.containers[member.id].name == "theirs"
 
 
 def test_resync_interval_edit_applies_at_once(make_pool: Any) -> None:
