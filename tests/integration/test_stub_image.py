@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.engine_help import http_status
 
 pytestmark = pytest.mark.docker
 
@@ -65,18 +65,6 @@ def host_port(container: Any) -> int:
     container.reload()
     bindings = container.attrs["NetworkSettings"]["Ports"][f"{STUB_PORT}/tcp"]
     return int(bindings[0]["HostPort"])
-
-
-def http_status(port: int, path: str, timeout: float = 5.0) -> int | None:
-    """Status code of GET http://127.0.0.1:port/path, or None if no HTTP answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as resp:
-            resp.read()
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None
 
 
 def wait_http(port: int, path: str, want: int, timeout: float = WAIT) -> float:
