@@ -142,6 +142,8 @@ class FakeDocker:
         self.on_create: Callable[[str], None] = lambda name: None
         #: raise this after a create went through (a create whose response is lost)
         self.lose_create_response: DockerError | None = None
+        #: the same for the next create of a hand (a marker named ...-hand-...)
+        self.lose_hand_create: DockerError | None = None
 
     @property
     def api_version(self) -> tuple[int, int]:
@@ -242,6 +244,9 @@ class FakeDocker:
             c = FakeContainer(cid, name, dict(labels), has_health=False)
             self.containers[cid] = c
         self.emit(c, "create")
+        if self.lose_hand_create is not None and "-hand-" in name:
+            error, self.lose_hand_create = self.lose_hand_create, None
+            raise error
         return cid
 
     def attach_stdin(self, container_id: ContainerId) -> FakeAttach:

@@ -7,7 +7,8 @@ import threading
 import time
 from typing import Any
 
-from dockpool import ContainerPool, Lease
+from dockpool import ContainerPool, DaemonUnavailableError, Lease
+from dockpool._core.spec import OWNER_LABEL, ROLE_LABEL
 from tests.fakes import FakeDocker, wait_for
 from tests.unit import ownership_help as own
 from tests.unit.ownership_help import members, named
@@ -146,3 +147,42 @@ def test_a_member_renamed_by_someone_during_its_removal_is_left_alone(
     pool.resize(0)
     assert wait_for(lambda: pool.stats().retiring == 0 and pool.stats().ready == 0)
     assert docker.containers[member.id].name == "theirs"
+
+
+def hands(docker: FakeDocker) -> list[str]:
+    return [c.name for c in docker.containers.values() if c.labels.get(ROLE_LABEL) == "hand"]
+
+
+def test_a_hand_whose_create_answer_was_lost_is_removed_at_close(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A hand created while the engine restarts (its create went through, the answer was lost)
+    is a container this process never learnt the id of. Closing removes it with the others:
+    it carries the process's token. (Found by the chaos run: one such hand was left behind.)"""
+    docker.lose_hand_create = DaemonUnavailableError("connection reset by peer")
+    pool = make_pool(1)
+    pool.wait_until_full(timeout=5)
+    rt = pool._rt
+    assert rt is not None
+    assert wait_for(lambda: len(rt.locks.held()) == 1)  # held ahead by a second hand
+    assert len(hands(docker)) == 2  # the lost one, and the one holding the lock
+    pool.close(timeout=5)
+    assert hands(docker) == []
+
+
+def test_the_last_process_removes_the_hands_of_a_process_that_died(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """The leader is SIGKILLed holding hands; the other process, now alone, closes before any
+    resync cleared them: as the last of the pool it removes them (and the dead presence)."""
+    a = make_pool(2)
+    a.wait_until_full(timeout=5)
+    b = make_pool(2)
+    leader, other = (a, b) if a.leader else (b, a)
+    leader.claim("s1")  # takes a hand of its own, kept after the claim
+    assert wait_for(lambda: any(leader._rt.locks.labels[OWNER_LABEL] in h for h in hands(docker)))
+    docker.stop_presence(leader._rt.peers.presence_id)  # as if its process had been SIGKILLed
+    assert wait_for(lambda: other.leader)
+    other.close(timeout=5)
+    assert hands(docker) == []
+    assert named(docker, "s1") is not None  # the claimed one stays

@@ -164,15 +164,25 @@ class Locks:
             return {h.id for h in self._free + self._stuck + list(self._held.values())}
 
     def close(self) -> None:
-        """Remove every hand of this process (a lock still held is released by that)."""
+        """Remove every hand of this process (a lock still held is released by that): the
+        ones it knows, then any other container labelled as its hand, which it lost track of
+        (a create whose answer was lost in an engine restart, a hand dropped from the free
+        list when the engine said it was gone). Its token is its own: nobody else uses them."""
         with self._mutex:
             hands = self._free + self._stuck + list(self._held.values())
             self._free, self._stuck, self._held = [], [], {}
-        for hand in hands:
+        ids = [hand.id for hand in hands]
+        try:
+            ids += [view.id for view in self._api.list(self.labels) if view.id not in ids]
+        except DockerError as exc:
+            logger.warning("pool {}: cannot list this process's hands: {}", self._pool, exc)
+        for cid in ids:
             try:
-                self._api.remove(hand.id)
+                self._api.remove(cid)
+            except ContainerNotFoundError:
+                continue
             except DockerError as exc:
-                logger.warning("removing hand {} failed: {}", hand.home, exc)
+                logger.warning("removing hand {} failed: {}", cid[:12], exc)
 
     def _take(self) -> Hand:
         with self._mutex:

@@ -259,3 +259,8 @@ class Runtime:
                 lambda: all(mem.state is m.State.CLAIMING for mem in state.table),
                 timeout=left(),
             )
+        try:  # what gone processes left (their hands, dead presences), before a resync did
+            views = self.api.list({POOL_LABEL: state.name})
+            self.upkeep.housekeep(self.api, views, self.peers.dead_owners(views))
+        except DockerError as exc:
+            logger.warning("pool {}: final housekeeping failed: {}", state.name, exc)
