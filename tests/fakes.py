@@ -142,8 +142,9 @@ class FakeDocker:
         self.on_create: Callable[[str], None] = lambda name: None
         #: raise this after a create went through (a create whose response is lost)
         self.lose_create_response: DockerError | None = None
-        #: the same for the next create of a hand (a marker named ...-hand-...)
+        #: the same for the next create of a hand (a marker named ...-hand-...), of a presence
         self.lose_hand_create: DockerError | None = None
+        self.lose_presence_create: DockerError | None = None
 
     @property
     def api_version(self) -> tuple[int, int]:
@@ -246,6 +247,9 @@ class FakeDocker:
         self.emit(c, "create")
         if self.lose_hand_create is not None and "-hand-" in name:
             error, self.lose_hand_create = self.lose_hand_create, None
+            raise error
+        if self.lose_presence_create is not None and "-proc-" in name:
+            error, self.lose_presence_create = self.lose_presence_create, None
             raise error
         return cid
 

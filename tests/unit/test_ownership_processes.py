@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from dockpool import ContainerPool, DaemonUnavailableError, Lease
-from dockpool._core.spec import OWNER_LABEL, ROLE_LABEL
-from tests.fakes import FakeDocker, wait_for
+from dockpool._core.spec import OWNER_LABEL, POOL_LABEL, ROLE_LABEL
+from tests.fakes import FakeContainer, FakeDocker, wait_for
 from tests.unit import ownership_help as own
 from tests.unit.ownership_help import members, named
 
@@ -186,3 +186,40 @@ def test_the_last_process_removes_the_hands_of_a_process_that_died(
     other.close(timeout=5)
     assert hands(docker) == []
     assert named(docker, "s1") is not None  # the claimed one stays
+
+
+def presences(docker: FakeDocker) -> list[FakeContainer]:
+    return [c for c in docker.containers.values() if c.labels.get(ROLE_LABEL) == "presence"]
+
+
+def test_the_last_process_removes_a_presence_that_never_ran(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A process SIGKILLed between its presence's create and its start leaves a presence that
+    never ran (status created, no die event): the last process to close removes it."""
+    pool = make_pool(1)
+    pool.wait_until_full(timeout=5)
+    labels = {POOL_LABEL: "fake", ROLE_LABEL: "presence", OWNER_LABEL: "deadbeef"}
+    docker.create_marker("dockpool-fake-proc-deadbeef", labels, "img", stdin=True)
+    pool.close(timeout=5)
+    assert presences(docker) == []
+
+
+def test_a_presence_whose_create_answer_was_lost_is_replaced_at_the_rejoin(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """The engine restarts: the process's presence died, and the create of the new one went
+    through but its answer was lost. The next rejoin finds its own name taken by that
+    container, removes it and starts a new presence (it used to fail on the name forever);
+    at close no presence is left."""
+    pool = make_pool(1, resync_interval=0.05)
+    pool.wait_until_full(timeout=5)
+    rt = pool._rt
+    assert rt is not None
+    docker.lose_presence_create = DaemonUnavailableError("connection reset by peer")
+    docker.stop_presence(rt.peers.presence_id)
+    assert wait_for(lambda: docker.lose_presence_create is None)  # the lost create happened
+    assert wait_for(lambda: [c.status for c in presences(docker)] == ["running"])
+    assert wait_for(lambda: pool.leader)
+    pool.close(timeout=5)
+    assert presences(docker) == []

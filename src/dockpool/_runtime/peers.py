@@ -76,7 +76,11 @@ class Peers:
             image, labels = self._image()
             labels.update({POOL_LABEL: self._pool, ROLE_LABEL: "presence", OWNER_LABEL: self.token})
             name = presence_name(self._pool, self.token)
-            cid = self._api.create_marker(name, labels, image, stdin=True)
+            try:
+                cid = self._api.create_marker(name, labels, image, stdin=True)
+            except NameConflictError:  # an earlier presence of ours whose create answer was
+                self._remove_own(name)  # lost (an engine restart): never started, nobody's
+                cid = self._api.create_marker(name, labels, image, stdin=True)
             try:
                 self._attached = self._api.attach_stdin(cid)
                 self._api.start(cid)
@@ -137,13 +141,18 @@ class Peers:
             self._on_peer_gone()
 
     def dead_owners(self, views: list[ContainerView]) -> set[str]:
-        """Tokens of processes that left hands behind and have no running presence."""
+        """Tokens of processes that left hands or presences behind and have no running
+        presence."""
         alive = {
             v.labels.get(OWNER_LABEL)
             for v in views
             if role_of(v.labels) == "presence" and v.running
         }
-        owners = {v.labels.get(OWNER_LABEL, "") for v in views if role_of(v.labels) == "hand"}
+        owners = {
+            v.labels.get(OWNER_LABEL, "")
+            for v in views
+            if role_of(v.labels) in ("hand", "presence")
+        }
         return {o for o in owners if o and o not in alive and o != self.token}
 
     def others_alive(self) -> bool:
@@ -152,11 +161,25 @@ class Peers:
         return any(v.running and v.id != self._id for v in views)
 
     def leave(self) -> None:
-        """End this process's presence (handing the upkeep to another process, if any)."""
+        """End this process's presence (handing the upkeep to another process, if any), and
+        remove any other container labelled as its presence (one whose create answer was lost)."""
         with self._mutex:
             self.leaving = True
             self.leader = False
             self._drop()
+            try:
+                own = {POOL_LABEL: self._pool, ROLE_LABEL: "presence", OWNER_LABEL: self.token}
+                for view in self._api.list(own):
+                    self._api.remove(view.id)
+            except DockerError as exc:
+                logger.warning("removing presence of pool {} failed: {}", self._pool, exc)
+
+    def _remove_own(self, name: str) -> None:
+        """Remove the container named `name` if it carries this process's token."""
+        view = self._api.inspect(name)
+        if view.labels.get(OWNER_LABEL) != self.token:
+            raise NameConflictError(f"{name} is taken by a container of another owner")
+        self._api.remove(view.id)
 
     def _drop(self) -> None:
         if self._attached is not None:

@@ -261,6 +261,6 @@ class Runtime:
             )
         try:  # what gone processes left (their hands, dead presences), before a resync did
             views = self.api.list({POOL_LABEL: state.name})
-            self.upkeep.housekeep(self.api, views, self.peers.dead_owners(views))
+            self.upkeep.housekeep(self.api, views, self.peers.dead_owners(views), final=True)
         except DockerError as exc:
             logger.warning("pool {}: final housekeeping failed: {}", state.name, exc)

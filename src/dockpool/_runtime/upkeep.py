@@ -11,6 +11,7 @@ their hands (which frees the locks those hands held).
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 
 from loguru import logger
@@ -22,6 +23,9 @@ from dockpool._core.spec import OWNER_LABEL, member_name, role_of
 from dockpool._runtime.autosize import AutoSize
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.state import PoolState
+
+#: Seconds after which a presence that never ran counts as a gone process's (see housekeep).
+STALE_PRESENCE = 30.0
 
 
 class Upkeep:
@@ -108,13 +112,24 @@ class Upkeep:
         known = [d for d in deadlines if d is not None]
         return min(known) if known else None
 
-    def housekeep(self, api: EngineApi, views: list[ContainerView], dead: set[str]) -> None:
-        """Remove the presence and hands of processes that are gone (`dead` owner tokens)."""
+    def housekeep(
+        self, api: EngineApi, views: list[ContainerView], dead: set[str], final: bool = False
+    ) -> None:
+        """Remove the presence and hands of processes that are gone (`dead` owner tokens). A
+        presence that never ran (its process died between its create and its start) counts
+        once it is `STALE_PRESENCE` s old, or at the last process's `final` sweep: younger,
+        it may be a process joining right now."""
         if not self.active():
             return
+        now = time.time()
         for view in views:
             role = role_of(view.labels)
-            stale_presence = role == "presence" and view.status in ("exited", "dead")
+            never_ran = (
+                view.status == "created"
+                and view.labels.get(OWNER_LABEL) in dead
+                and (final or now - view.created > STALE_PRESENCE)
+            )
+            stale_presence = role == "presence" and (view.status in ("exited", "dead") or never_ran)
             orphan_hand = role == "hand" and view.labels.get(OWNER_LABEL) in dead
             if stale_presence or orphan_hand:
                 try:
