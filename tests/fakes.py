@@ -1,25 +1,35 @@
-"""An in-memory Docker engine and a scripted event source, for fast tests of the pool's logic.
+"""An in-memory Docker engine, for fast tests of the pool's logic and for forcing races.
 
-`FakeDocker` has the `DockerAdapter` interface and emits the events a real engine would into a
-`FakeEventSource`; tests can drop events (a lossy stream), end the stream (a disconnect), make
-calls fail, and break containers (die, unhealthy, remove) as a real engine would report them.
+`FakeDocker` has the `EngineApi` interface and emits the events a real engine would into its
+`FakeEventSource`s (one per pool "process"); tests drop events (a lossy stream), end the
+stream (a disconnect), make calls fail, and break containers (die, unhealthy, remove, prune)
+as a real engine would report them. It models dockerd's quirks, not an idealised engine:
+
+- a rename resolves the old name (or id) to a container *before* it locks that container, so
+  two renames of one container by its old name to different names can both succeed (the
+  `on_resolved` hook sits between the two steps); a rename to the name a container already
+  has is refused (`AlreadyNamedError`, dockerd's 400), and its event carries the old name;
+- faults come from a `tests.faults.FaultPlan` (`faults`), with the same vocabulary as the
+  socket proxy in front of a real engine: `refuse` (nothing happens), `lose` (it happens, the
+  answer is lost), `delay`; a call's target reads like the request path dockerd would see
+  (`/containers/<name or id>/rename?name=<new>`), so a `match` works on both.
 """
 
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from dockpool._adapters.api import ContainerView, EngineApi
-from dockpool._adapters.event_stream import StreamEnded
 from dockpool._core.errors import (
+    AlreadyNamedError,
     ContainerNotFoundError,
+    DaemonUnavailableError,
     DockerError,
     ImageNotFoundError,
     NameConflictError,
@@ -27,66 +37,12 @@ from dockpool._core.errors import (
 from dockpool._core.events import ContainerEvent
 from dockpool._core.machine import ContainerId
 from dockpool._core.spec import ContainerSpec
+from tests.fake_events import FakeEventSource
+from tests.faults import FaultPlan
 
-_END = object()
+__all__ = ["FakeAttach", "FakeContainer", "FakeDocker", "FakeEventSource", "wait_for"]
 
-
-class FakeEventSource:
-    """Events pushed by FakeDocker, delivered through `open()` like the real stream."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[object] = queue.Queue()
-        self.connected = threading.Event()
-        self.opens = 0
-        self.sinces: list[str | None] = []
-        self.drop = False  # while True, events are lost (a stalled or disconnected reader)
-        #: while not None, events wait here, in order, until `release` (a slow stream)
-        self.held: list[ContainerEvent] | None = None
-        self._hold_lock = threading.Lock()
-        self._closed = False
-
-    def push(self, event: ContainerEvent) -> None:
-        with self._hold_lock:
-            if self.drop:
-                return
-            if self.held is not None:
-                self.held.append(event)
-                return
-            self._queue.put(event)
-
-    def release(self) -> None:
-        """Deliver the held events, in order, and stop holding."""
-        with self._hold_lock:
-            for event in self.held or []:
-                self._queue.put(event)
-            self.held = None
-
-    def end_stream(self) -> None:
-        """Make the current stream end as docker-py's does when the daemon goes away."""
-        self.connected.clear()
-        self._queue.put(_END)
-
-    def open(self, since: str | None) -> Iterator[ContainerEvent]:
-        if self._closed:
-            return iter(())
-        self.opens += 1
-        self.sinces.append(since)
-        self.connected.set()
-        return self._iterate()
-
-    def _iterate(self) -> Iterator[ContainerEvent]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                if self._closed:
-                    return
-                raise StreamEnded("the fake stream ended")
-            assert isinstance(item, ContainerEvent)
-            yield item
-
-    def close(self) -> None:
-        self._closed = True
-        self._queue.put(_END)
+T = TypeVar("T")
 
 
 @attrs.define
@@ -99,6 +55,7 @@ class FakeContainer:
     health: str | None = None
     ports: dict[int, int] = attrs.Factory(dict)
     env: dict[str, str] = attrs.Factory(dict)
+    created: float = attrs.Factory(time.time)
 
 
 class FakeAttach:
@@ -121,6 +78,7 @@ class FakeDocker:
         self.auto_healthy = auto_healthy
         self.containers: dict[ContainerId, FakeContainer] = {}
         self.images = {"img:1": "sha256:" + "1" * 64}
+        self.faults = FaultPlan()
         self.fail_start: str | None = None
         self.fail_create: str | None = None
         self.create_delay = 0.0
@@ -134,17 +92,14 @@ class FakeDocker:
         self.version = (1, 41)
         #: called with the container's old name at the start of every rename (tests race here)
         self.on_rename: Callable[[str, str], None] = lambda old, new: None
+        #: called once a rename resolved its container, before it locks it (dockerd's window)
+        self.on_resolved: Callable[[FakeContainer, str], None] = lambda c, new: None
         #: called at the start of every remove, with what is removed (tests race here)
         self.on_remove: Callable[[str], None] = lambda container: None
         #: called after `list` read the engine, before it returns (tests race here)
         self.on_list: Callable[[], None] = lambda: None
         #: called at the start of every member create, with its name (tests race here)
         self.on_create: Callable[[str], None] = lambda name: None
-        #: raise this after a create went through (a create whose response is lost)
-        self.lose_create_response: DockerError | None = None
-        #: the same for the next create of a hand (a marker named ...-hand-...), of a presence
-        self.lose_hand_create: DockerError | None = None
-        self.lose_presence_create: DockerError | None = None
 
     @property
     def api_version(self) -> tuple[int, int]:
@@ -152,14 +107,17 @@ class FakeDocker:
 
     # -- knobs for tests --------------------------------------------------------------------
 
-    def emit(self, c: FakeContainer, action: str, **attributes: str) -> None:
+    def emit(
+        self, c: FakeContainer, action: str, old_name: str | None = None, **attrs_: str
+    ) -> None:
         event = ContainerEvent(
             container_id=c.id,
             action=action,
             name=c.name,
             labels=dict(c.labels),
             time_nano=time.time_ns(),
-            exit_code=int(attributes["exitCode"]) if "exitCode" in attributes else None,
+            exit_code=int(attrs_["exitCode"]) if "exitCode" in attrs_ else None,
+            old_name=old_name,
         )
         for source in self.subscribers:
             source.push(event)
@@ -184,11 +142,48 @@ class FakeDocker:
             c.status = "exited"
         self.emit(c, "die", exitCode="0")
 
+    def prune(self) -> list[str]:
+        """`docker container prune`: remove every container that is not running (hands
+        included: they are never started); the names removed."""
+        with self._lock:
+            gone = [c for c in self.containers.values() if c.status != "running"]
+            for c in gone:
+                del self.containers[c.id]
+        for c in gone:
+            self.emit(c, "destroy")
+        return [c.name for c in gone]
+
+    def restart_engine(self) -> None:
+        """dockerd restarting: it stops every container after closing its API (no event), and
+        every event stream ends."""
+        with self._lock:
+            for c in self.containers.values():
+                if c.status == "running":
+                    c.status, c.health = "exited", None
+        for source in self.subscribers:
+            source.end_stream()
+
     def by_label(self, key: str, value: str) -> list[FakeContainer]:
         with self._lock:
             return [c for c in self.containers.values() if c.labels.get(key) == value]
 
-    # -- the DockerAdapter interface ----------------------------------------------------------
+    def named(self, name: str) -> FakeContainer | None:
+        with self._lock:
+            return next((c for c in self.containers.values() if c.name == name), None)
+
+    def _call(self, endpoint: str, target: str, act: Callable[[], T]) -> T:
+        """Run one engine call under the fault plan."""
+        fault = self.faults.take(endpoint, target)
+        if fault is not None and fault.action == "refuse":
+            raise DaemonUnavailableError(f"{endpoint} {target}: connection refused (fault)")
+        if fault is not None and fault.action == "delay":
+            time.sleep(fault.seconds)
+        result = act()
+        if fault is not None and fault.action == "lose":
+            raise DaemonUnavailableError(f"{endpoint} {target}: connection reset (fault)")
+        return result
+
+    # -- the EngineApi interface --------------------------------------------------------------
 
     def ping(self) -> None:
         pass
@@ -205,53 +200,48 @@ class FakeDocker:
         self, spec: ContainerSpec, name: str, labels: Mapping[str, str], image: str | None = None
     ) -> ContainerId:
         self.on_create(name)
+
+        def act() -> ContainerId:
+            c = self._new(name, {**spec.labels, **labels}, spec.healthcheck is not None, spec)
+            return c.id
+
+        return self._call("create", f"/containers/create?name={name}", act)
+
+    def _new(
+        self, name: str, labels: dict[str, str], health: bool, spec: ContainerSpec | None = None
+    ) -> FakeContainer:
+        member = spec is not None  # (bookkeeping containers are not counted as creates)
         with self._lock:
-            self.calls.append(("create", name))
-            self.concurrent_creates += 1
+            self.calls.append(("create" if member else "create_marker", name))
+            self.concurrent_creates += member
             self.max_concurrent_creates = max(self.max_concurrent_creates, self.concurrent_creates)
         try:
-            if self.create_delay:
+            if spec is not None and self.create_delay:
                 time.sleep(self.create_delay)
             with self._lock:
-                if self.fail_create:
+                if spec is not None and self.fail_create:
                     raise DockerError(self.fail_create)
                 if any(c.name == name for c in self.containers.values()):
                     raise NameConflictError(f"name {name!r} is already in use")
                 cid = ContainerId(f"{next(self._ids):064x}")
-                c = FakeContainer(
-                    cid, name, {**spec.labels, **labels}, has_health=spec.healthcheck is not None
-                )
-                c.ports = {p: next(self._ports) for p in spec.ports}
-                c.env = {**spec.environment, **{k: f"secret-{cid[-4:]}" for k in spec.random_env}}
+                c = FakeContainer(cid, name, labels, has_health=health)
+                if spec is not None:
+                    c.ports = {p: next(self._ports) for p in spec.ports}
+                    secret = {k: f"secret-{cid[-4:]}" for k in spec.random_env}
+                    c.env = {**spec.environment, **secret}
                 self.containers[cid] = c
                 self.max_total = max(self.max_total, len(self.containers))
         finally:
             with self._lock:
-                self.concurrent_creates -= 1
+                self.concurrent_creates -= member
         self.emit(c, "create")
-        if self.lose_create_response is not None:
-            error, self.lose_create_response = self.lose_create_response, None
-            raise error
-        return cid
+        return c
 
     def create_marker(
         self, name: str, labels: Mapping[str, str], image: str, *, stdin: bool
     ) -> ContainerId:
-        with self._lock:
-            self.calls.append(("create_marker", name))
-            if any(c.name == name for c in self.containers.values()):
-                raise NameConflictError(f"name {name!r} is already in use")
-            cid = ContainerId(f"{next(self._ids):064x}")
-            c = FakeContainer(cid, name, dict(labels), has_health=False)
-            self.containers[cid] = c
-        self.emit(c, "create")
-        if self.lose_hand_create is not None and "-hand-" in name:
-            error, self.lose_hand_create = self.lose_hand_create, None
-            raise error
-        if self.lose_presence_create is not None and "-proc-" in name:
-            error, self.lose_presence_create = self.lose_presence_create, None
-            raise error
-        return cid
+        target = f"/containers/create?name={name}"
+        return self._call("create", target, lambda: self._new(name, dict(labels), False).id)
 
     def attach_stdin(self, container_id: ContainerId) -> FakeAttach:
         with self._lock:
@@ -267,6 +257,9 @@ class FakeDocker:
         return c
 
     def start(self, cid: ContainerId) -> None:
+        self._call("start", f"/containers/{cid}/start", lambda: self._start(cid))
+
+    def _start(self, cid: ContainerId) -> None:
         with self._lock:
             self.calls.append(("start", cid))
             c = self._get(cid)
@@ -280,16 +273,32 @@ class FakeDocker:
 
     def rename(self, container: str, new_name: str) -> None:
         self.on_rename(container, new_name)
-        with self._lock:
+        target = f"/containers/{container}/rename?name={new_name}"
+        self._call("rename", target, lambda: self._rename(container, new_name))
+
+    def _rename(self, container: str, new_name: str) -> None:
+        with self._lock:  # dockerd resolves the name (or id) first...
             self.calls.append(("rename", new_name))
             c = self._get(container)
+        self.on_resolved(c, new_name)
+        with self._lock:  # ...then locks that container, and renames whatever it is named now
+            if c.id not in self.containers:
+                raise ContainerNotFoundError(f"no such container: {container[:40]}")
+            old = c.name
+            if old == new_name:
+                raise AlreadyNamedError(
+                    "Renaming a container with the same name as its current name"
+                )
             if any(o.name == new_name for o in self.containers.values()):
                 raise NameConflictError(f"name {new_name!r} is already in use")
             c.name = new_name
-        self.emit(c, "rename")
+        self.emit(c, "rename", old_name=old)
 
     def remove(self, container: str) -> bool:
         self.on_remove(container)
+        return self._call("remove", f"/containers/{container}", lambda: self._remove(container))
+
+    def _remove(self, container: str) -> bool:
         with self._lock:
             self.calls.append(("remove", container))
             try:
@@ -305,22 +314,30 @@ class FakeDocker:
         return True
 
     def inspect(self, container: str) -> ContainerView:
-        with self._lock:
-            return self._view(self._get(container))
+        def act() -> ContainerView:
+            with self._lock:
+                return self._view(self._get(container))
+
+        return self._call("inspect", f"/containers/{container}/json", act)
 
     def list(self, labels: Mapping[str, str]) -> list[ContainerView]:
-        with self._lock:
-            rows = [
-                self._view(c)
-                for c in self.containers.values()
-                if all(c.labels.get(k) == v or (not v and k in c.labels) for k, v in labels.items())
-            ]
-        self.on_list()
-        return rows
+        def act() -> list[ContainerView]:
+            with self._lock:
+                rows = [
+                    self._view(c)
+                    for c in self.containers.values()
+                    if all(
+                        c.labels.get(k) == v or (not v and k in c.labels) for k, v in labels.items()
+                    )
+                ]
+            self.on_list()
+            return rows
+
+        return self._call("list", "/containers/json", act)
 
     def _view(self, c: FakeContainer) -> ContainerView:
         return ContainerView(
-            c.id, c.name, c.status, c.health, dict(c.labels), dict(c.ports), dict(c.env)
+            c.id, c.name, c.status, c.health, dict(c.labels), dict(c.ports), dict(c.env), c.created
         )
 
 

@@ -12,6 +12,7 @@ from dockpool._core.config import PoolConfig
 from dockpool._core.config_change import ConfigChange
 from dockpool._core.endpoint import Endpoint
 from dockpool._core.errors import (
+    AlreadyNamedError,
     ClaimError,
     ConfigError,
     ContainerNotFoundError,
@@ -35,6 +36,7 @@ from dockpool._core.spec import (
     Readiness,
     WarmUpRequest,
 )
+from dockpool._core.timeouts import Timeouts
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.lease import Lease, PoolStats
 from dockpool._runtime.pool import ContainerPool
@@ -46,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "POOL_LABEL",
     "SPEC_LABEL",
+    "AlreadyNamedError",
     "Backoff",
     "ClaimError",
     "ConfigChange",
@@ -70,6 +73,7 @@ __all__ = [
     "PoolTimeoutError",
     "Readiness",
     "State",
+    "Timeouts",
     "WarmUpRequest",
     "__version__",
     "signals",

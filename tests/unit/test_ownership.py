@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dockpool import ClaimError, ContainerPool, DaemonUnavailableError, Lease
+from dockpool import ClaimError, ContainerPool, Lease
 from tests.fakes import FakeDocker, wait_for
 from tests.unit import ownership_help as own
 from tests.unit.ownership_help import members, named
@@ -80,7 +80,7 @@ def test_cold_start_whose_create_response_is_lost_leaves_nothing_behind(
     session's name, and the container it made is removed by the upkeep."""
     pool = make_pool(0)
     assert wait_for(lambda: pool.stats().resyncs >= 1)  # the first resync is behind us
-    docker.lose_create_response = DaemonUnavailableError("connection reset by peer")
+    docker.faults.arm("create", "lose", match="dockpool-fake-")
     with pytest.raises(ClaimError, match="connection reset"):
         pool.claim("s1")
     assert named(docker, "s1") is None
@@ -203,7 +203,8 @@ def test_a_claim_that_ends_after_its_loop_closed_is_removed(
 
     asyncio.run(main())
     go.set()
-    assert wait_for(lambda: named(docker, "s1") is None)
+    assert wait_for(lambda: ("rename", "s1") in docker.calls and named(docker, "s1") is None)
+    assert wait_for(lambda: not [t for t in threading.enumerate() if t.name.endswith("-claim")])
 
 
 def test_resync_interval_edit_applies_at_once(make_pool: Any) -> None:

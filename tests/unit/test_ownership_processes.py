@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from dockpool import ContainerPool, DaemonUnavailableError, Lease
+from dockpool import ContainerPool, Lease
 from dockpool._core.spec import OWNER_LABEL, POOL_LABEL, ROLE_LABEL
 from tests.fakes import FakeContainer, FakeDocker, wait_for
 from tests.unit import ownership_help as own
@@ -109,8 +109,7 @@ def test_leader_gone_another_process_takes_over(make_pool: Any, docker: FakeDock
     a.wait_until_full(timeout=5)
     b = make_pool(2)
     leader, follower = (a, b) if a.leader else (b, a)
-    presence = leader._rt.peers.presence_id
-    docker.stop_presence(presence)  # as if its process had been SIGKILLed
+    own.sigkill(make_pool, docker, leader)
     assert wait_for(lambda: follower.leader)
     follower.claim("s1")
     assert wait_for(lambda: follower.stats().ready == 2 and len(members(docker)) == 2)
@@ -159,7 +158,7 @@ def test_a_hand_whose_create_answer_was_lost_is_removed_at_close(
     """A hand created while the engine restarts (its create went through, the answer was lost)
     is a container this process never learnt the id of. Closing removes it with the others:
     it carries the process's token. (Found by the chaos run: one such hand was left behind.)"""
-    docker.lose_hand_create = DaemonUnavailableError("connection reset by peer")
+    docker.faults.arm("create", "lose", match="-hand-")
     pool = make_pool(1)
     pool.wait_until_full(timeout=5)
     rt = pool._rt
@@ -181,7 +180,7 @@ def test_the_last_process_removes_the_hands_of_a_process_that_died(
     leader, other = (a, b) if a.leader else (b, a)
     leader.claim("s1")  # takes a hand of its own, kept after the claim
     assert wait_for(lambda: any(leader._rt.locks.labels[OWNER_LABEL] in h for h in hands(docker)))
-    docker.stop_presence(leader._rt.peers.presence_id)  # as if its process had been SIGKILLed
+    own.sigkill(make_pool, docker, leader)
     assert wait_for(lambda: other.leader)
     other.close(timeout=5)
     assert hands(docker) == []
@@ -216,9 +215,9 @@ def test_a_presence_whose_create_answer_was_lost_is_replaced_at_the_rejoin(
     pool.wait_until_full(timeout=5)
     rt = pool._rt
     assert rt is not None
-    docker.lose_presence_create = DaemonUnavailableError("connection reset by peer")
+    docker.faults.arm("create", "lose", match="-proc-")
     docker.stop_presence(rt.peers.presence_id)
-    assert wait_for(lambda: docker.lose_presence_create is None)  # the lost create happened
+    assert wait_for(lambda: docker.faults.pending() == 0)  # the lost create happened
     assert wait_for(lambda: [c.status for c in presences(docker)] == ["running"])
     assert wait_for(lambda: pool.leader)
     pool.close(timeout=5)

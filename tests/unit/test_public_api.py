@@ -17,7 +17,8 @@ def test_all_is_pinned() -> None:
             "ContainerNotFoundError", "ContainerSpec", "DaemonUnavailableError", "DockerError",
             "DockpoolError", "HealthCheck", "ImageNotFoundError", "NameConflictError", "Readiness",
             "NameInUseError", "PoolClosedError", "PoolConfig", "PoolError", "PoolTimeoutError",
-            "State", "WarmUpRequest", "Endpoint", "__version__", "signals",
+            "State", "WarmUpRequest", "Endpoint", "__version__", "signals", "Timeouts",
+            "AlreadyNamedError",
         ]
     )  # fmt: skip
     for name in dockpool.__all__:

@@ -18,6 +18,7 @@ import requests
 
 from dockpool._adapters.api import Closeable, ContainerView
 from dockpool._core.errors import (
+    AlreadyNamedError,
     ContainerNotFoundError,
     DaemonUnavailableError,
     DockerError,
@@ -49,6 +50,8 @@ def translated(what: str) -> Iterator[None]:
     except docker.errors.APIError as exc:
         if exc.status_code == 409 and "already in use" in _explain(exc):
             raise NameConflictError(f"{what}: {_explain(exc)}") from exc
+        if exc.status_code == 400 and "same name" in _explain(exc):
+            raise AlreadyNamedError(f"{what}: {_explain(exc)}") from exc
         raise DockerError(f"{what}: {_explain(exc)}") from exc
     except (requests.exceptions.ConnectionError, ConnectionError) as exc:
         raise DaemonUnavailableError(f"{what}: cannot reach the Docker engine: {exc}") from exc

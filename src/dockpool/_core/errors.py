@@ -6,7 +6,8 @@ DockpoolError
 │   ├── DaemonUnavailableError   the engine cannot be reached
 │   ├── ImageNotFoundError       the spec's image is not on the engine
 │   ├── ContainerNotFoundError   the container is gone
-│   └── NameConflictError        the name is taken by another container
+│   ├── NameConflictError        the name is taken by another container
+│   └── AlreadyNamedError        a rename to the name the container already has
 └── PoolError                the pool itself cannot do what was asked
     ├── PoolClosedError          the pool is not running
     ├── PoolTimeoutError         a wait ran out of time
@@ -43,6 +44,14 @@ class ContainerNotFoundError(DockerError):
 
 class NameConflictError(DockerError):
     """Another container already has the requested name."""
+
+
+class AlreadyNamedError(DockerError):
+    """The container already has the requested name (the engine refuses such a rename).
+
+    Two renames of one container to one name: exactly one succeeds, the other gets this (or a
+    NameConflictError). A retry of a rename whose answer was lost gets it too: it went through.
+    """
 
 
 class PoolError(DockpoolError):

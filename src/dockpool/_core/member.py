@@ -94,8 +94,8 @@ def discover(
 
     A healthy member of the current spec is adopted as ready (warmed again first if the spec
     has a warm-up: whoever made it may have died before its warm-up ended), one still warming
-    as warming;
-    anything else (another spec, never started, exited, paused, unhealthy) is retired. A
+    as warming, one created but not started yet as starting (its start event follows);
+    anything else (another spec, exited, paused, unhealthy) is retired. A
     retiring member is removed only by the upkeep leader and only while holding its lock, so
     a cold start in flight elsewhere (it holds its member's lock from before its create) is
     never removed by this.
@@ -122,6 +122,10 @@ def discover(
         return moved_to(member, State.READY, Notify("member_ready", "adopted"))
     elif seen.status == "running" and seen.health == "starting":
         return moved_to(member, State.WARMING, Notify("member_started", "discovered"))
+    elif seen.status == "created":
+        # another process is starting it; if that process died first, the upkeep retires it
+        # once it is not ready within ready_timeout
+        return moved_to(member, State.STARTING, Notify("member_creating", "discovered"))
     else:
         why = f"found {seen.status}/{seen.health}"
     return moved_to(member, State.RETIRING, Remove(), Notify("member_retiring", f"stale: {why}"))

@@ -293,6 +293,12 @@ def presence_name(pool: str, token: str) -> str:
     return f"{NAME_PREFIX}{pool}-proc-{token}"
 
 
+def leaving_name(pool: str, token: str) -> str:
+    """The name a closing process's presence takes while it finishes (it no longer leads, and
+    no longer counts as a process that stays: see `_runtime/peers.py`)."""
+    return f"{NAME_PREFIX}{pool}-bye-{token}"
+
+
 def leader_name(pool: str) -> str:
     """The name the upkeep leader's presence container holds (one per pool on an engine)."""
     return f"{NAME_PREFIX}{pool}-leader"

@@ -32,7 +32,7 @@ from dockpool._core.errors import (
     NameConflictError,
     NameInUseError,
 )
-from dockpool._core.spec import member_name
+from dockpool._core.spec import NAME_PREFIX, member_name
 from dockpool._runtime import handover
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.lease import Lease
@@ -49,8 +49,17 @@ _LOCKED_WAIT = 0.5
 
 
 def check_name(name: str) -> None:
+    """Refuse a session name that is not a container name, or that the pool could mistake for
+    its own: every name beginning with `dockpool-` is dockpool's (members, locks, presences,
+    the leader), and a claimed container under such a name would look unclaimed to a process
+    that missed its rename."""
     if not _DOCKER_NAME.match(name):
         raise ClaimError(f"{name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)")
+    if name.lstrip("/").startswith(NAME_PREFIX):
+        raise ClaimError(
+            f"{name!r} cannot be a session's name: names beginning with {NAME_PREFIX!r} are "
+            "dockpool's own (its members, locks and processes)"
+        )
 
 
 def _lease(member: m.Member, session: str, ports: dict[int, int], pool: bool, t0: float) -> Lease:

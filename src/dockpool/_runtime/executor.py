@@ -21,9 +21,12 @@ from dockpool import signals
 from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
 from dockpool._core.errors import ContainerNotFoundError, DockerError
+from dockpool._core.member_events import ContainerId
 from dockpool._core.spec import NAME_PREFIX, ORIGIN_LABEL, SPEC_LABEL
+from dockpool._core.timeouts import Timeouts
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.capacity import Capacity
+from dockpool._runtime.doubts import Doubts
 from dockpool._runtime.locks import Locks
 from dockpool._runtime.prober import Prober
 from dockpool._runtime.renames import RenameWatch
@@ -48,12 +51,17 @@ class Executor:
         locks: Locks,
         backoff: Backoff,
         may_upkeep: Callable[[], bool],
+        timeouts: Timeouts,
+        present: Callable[[], bool],
     ) -> None:
         self.state = state
         self.api = api
         self.locks = locks
         self.backoff = backoff
         self.may_upkeep = may_upkeep
+        self.timeouts = timeouts
+        self.peers_present = present  # this process's presence runs (peers.py)
+        self.doubts = Doubts(api, state.name)  # claims the engine did not answer (doubts.py)
         self.capacity = Capacity(api, locks, state.name)
         self.prober = Prober(state, api, self.apply)
         self.renames = RenameWatch()  # claims waiting for their rename's event (renames.py)
@@ -253,8 +261,9 @@ class Executor:
         self.apply(member.key, m.Started())
 
     def _remove(self, member: m.Member) -> None:
-        """Remove an unclaimed member by its member name, holding its lock: no claim of ours
-        can rename it meanwhile, and one renamed by anyone else is not removed."""
+        """Remove an unclaimed member, holding its lock (no claim can rename it meanwhile), by
+        its member name once the engine confirmed that this name is still its container's: one
+        renamed since (by anyone) is not removed, nor another container that took the name."""
         cid = member.container_id
         if cid is None:
             return
@@ -269,8 +278,8 @@ class Executor:
             self.wake()
             return
         outcome: m.Event = m.Destroyed()
-        try:  # by its member name: one renamed since (by anyone) does not answer to it
-            if not self.api.remove(member.name):
+        try:
+            if hand.lost or self._named(member.name) != cid or not self.api.remove(member.name):
                 outcome = m.Renamed(self.api.inspect(cid).name)  # renamed, or 404: gone
         except ContainerNotFoundError:
             pass
@@ -280,6 +289,12 @@ class Executor:
         finally:
             self.locks.release(hand)
         self.apply(member.key, outcome)
+
+    def _named(self, name: str) -> ContainerId | None:
+        try:
+            return self.api.inspect(name).id
+        except ContainerNotFoundError:
+            return None
 
     def _discard(self, member: m.Member) -> None:
         """Remove a container a claim renamed but did not hand out (it died under the claim)."""

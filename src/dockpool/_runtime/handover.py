@@ -1,16 +1,41 @@
 """A claim's `Rename`, carried out: lock the member, rename it by its member name, check
-that what was handed over is alive, let go of the lock (see locks.py for why the lock)."""
+that what was handed over is alive, let go of the lock (see locks.py for why the lock).
+
+Two things can make a rename's outcome uncertain; neither may leave a container handed to
+nobody, or to two sessions:
+
+- **An answer lost after the engine acted** (a connection reset, a timeout): still holding the
+  lock, the claim reads the member back by its id and goes on from what it finds: renamed (the
+  claim proceeds as if the answer had come), not renamed (a clean failure: the member is
+  back), gone. If the engine cannot say within `Timeouts.resolve`, the claim fails and the
+  container is recorded as a doubt, settled at the next resync (doubts.py).
+- **A lock lost before the rename** (its hand destroyed by `docker container prune` or
+  `rm -f`): another process may have taken the lock and renamed the member as well, and two
+  renames of one container by its old name can both succeed. The event stream tells at no
+  cost whether the hand's `destroy` came before the rename (renames.py); without the stream
+  the hand is read back. The claim fails, nothing is handed out, and the container is a doubt.
+"""
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Mapping
 
+from loguru import logger
+
 from dockpool._core import machine as m
-from dockpool._core.errors import ContainerNotFoundError, DockerError, NameConflictError
+from dockpool._core.errors import (
+    ClaimError,
+    ContainerNotFoundError,
+    DockerError,
+    NameConflictError,
+)
+from dockpool._runtime.doubts import Doubt
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.locks import Hand
+from dockpool._runtime.renames import Waiter
 
 #: How long a claim waits for its rename's event before it checks the member the slow way
 #: (the event is logged before the rename's answer is sent: it normally comes with it).
@@ -34,12 +59,13 @@ def rename(
     server; an inspect first if its ports are not known). With `readiness.check_at_claim`,
     a GET to its server sent alongside the rename (it answers, so it runs). Returns the
     machine event it ended with and the member's published ports. Raises NameConflictError if
-    the session name is taken (after putting the member back). `hand`: the member's lock, if
-    the caller took it already.
+    the session name is taken (after putting the member back), ClaimError if the lock was
+    lost before the rename (see the module). `hand`: the member's lock, if the caller took
+    it already.
     """
     assert member.container_id is not None
     own = hand is None
-    if own:
+    if hand is None:
         try:
             hand = ex.locks.claim_hand(member.name)
         except DockerError as exc:
@@ -50,31 +76,103 @@ def rename(
     try:
         if cancel is not None and cancel.is_set():
             return m.ClaimFailed("cancelled"), {}
+        if hand.lost or not ex.peers_present():
+            return m.ClaimFailed("its lock is no longer held (this process is rejoining)"), {}
         known = ex.prober.ports_of(member)
-        if known is not None and not ex.prober.checks_at_claim(member):
-            waiter = ex.renames.expect(member.container_id, session_name)
-        checked = ex.prober.alongside(member) if waiter is None else None
-        try:
-            ex.api.rename(member.name, session_name)
-        except NameConflictError:
-            ex.apply(member.key, m.ClaimFailed("session name in use"))
-            raise
-        except ContainerNotFoundError:
-            return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True), {}
-        except DockerError as exc:
-            return m.ClaimFailed(str(exc)), {}
+        lock = hand  # (bound for the guard below)
+        waiter = ex.renames.expect(member.container_id, session_name, lambda: lock.lost)
+        checked = None
+        if waiter is None or known is None or ex.prober.checks_at_claim(member):
+            checked = ex.prober.alongside(member)
+        failed = _rename(ex, member, session_name)
+        if failed is not None:
+            return failed, {}
+        seen = waiter is not None and waiter.wait(_EVENT_WAIT)
         if checked is not None:
             outcome = checked()
-        elif waiter is not None and known is not None and waiter.wait(_EVENT_WAIT):
+        elif seen and known is not None:
             outcome = (m.ClaimSucceeded(alive=True), known)  # the machine knows if it died
         else:
             outcome = ex.prober.check(member)
+        if _lock_was_lost(ex, hand, waiter if seen else None):
+            _in_doubt(ex, member, session_name, waiter if seen else None)
         handed = isinstance(outcome[0], m.ClaimSucceeded) and outcome[0].alive
         return outcome
     finally:
         ex.renames.forget(waiter)
-        if own and hand is not None:
+        if own:
             ex.removes.submit(functools.partial(_let_go, ex, hand, handed))
+
+
+def _rename(ex: Executor, member: m.Member, session: str) -> m.Event | None:
+    """Rename the member by its member name; None if the engine renamed it, else the claim's
+    failure. Raises NameConflictError if the session's name is taken."""
+    try:
+        ex.api.rename(member.name, session)
+    except NameConflictError:
+        ex.apply(member.key, m.ClaimFailed("session name in use"))
+        raise
+    except ContainerNotFoundError:
+        return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True)
+    except DockerError as exc:
+        return _read_back(ex, member, session, exc)
+    return None
+
+
+def _read_back(ex: Executor, member: m.Member, session: str, error: DockerError) -> m.Event | None:
+    """The rename's answer was lost: ask the engine, by the member's id, whether it renamed it
+    (None: it did, the claim goes on), for at most `Timeouts.resolve` seconds; ClaimError if
+    the engine cannot say (a doubt: doubts.py)."""
+    assert member.container_id is not None
+    deadline = time.monotonic() + ex.timeouts.resolve
+    delay = 0.05
+    while True:
+        try:
+            name = ex.api.inspect(member.container_id).name
+        except ContainerNotFoundError:
+            return m.ClaimFailed(f"{error} (and it is gone)", alive=False, gone=True)
+        except DockerError as exc:
+            if time.monotonic() + delay > deadline:
+                why = f"{error}; the engine did not say whether it renamed the member"
+                ex.apply(member.key, m.ClaimFailed(why, alive=False, gone=True))
+                ex.doubts.add(Doubt(member.container_id, session, member.name))
+                raise ClaimError(f"claim {session!r}: {why} (settled at the next resync)") from exc
+            time.sleep(delay)
+            delay = min(2 * delay, 1.0)
+            continue
+        if name == session:
+            logger.info("claim {}: the rename's answer was lost, but the engine renamed {}",
+                        session, member.name)  # fmt: skip
+            return None
+        if name == member.name:
+            return m.ClaimFailed(str(error))  # not renamed: the member is back
+        return m.ClaimFailed(f"{error}; renamed to {name} by someone", alive=False, gone=True)
+
+
+def _lock_was_lost(ex: Executor, hand: Hand, waiter: Waiter | None) -> bool:
+    """Was the claim's lock gone before its rename? The event stream says so for free; without
+    it, the hand is read back (a hand that still holds the lock name held it all along)."""
+    if waiter is not None:
+        return waiter.lost_before
+    try:
+        return ex.api.inspect(hand.id).name != hand.holds
+    except ContainerNotFoundError:
+        return True
+    except DockerError:
+        return hand.lost  # the engine cannot say: what the events told
+
+
+def _in_doubt(ex: Executor, member: m.Member, session: str, waiter: Waiter | None) -> None:
+    assert member.container_id is not None
+    lost = m.ClaimFailed("its lock was lost before the rename", alive=False, gone=True)
+    ex.apply(member.key, lost)
+    old = waiter.old_name if waiter is not None else None
+    ex.doubts.add(Doubt(member.container_id, session, member.name, old, exclusive=False))
+    raise ClaimError(
+        f"claim {session!r}: the lock on {member.name} was lost before its rename (its hand "
+        "was removed by someone), so another process may have taken it too; nothing was "
+        "handed out"
+    )
 
 
 def _let_go(ex: Executor, hand: Hand, handed: bool) -> None:

@@ -11,12 +11,21 @@ that takes the lock after an earlier holder let go finds no container under that
 (404), so a stale view can never take a member that was already handed out. Upkeep removes a
 member only while holding its lock, after reading its name back, so it never removes one that
 a claim just renamed. A lock whose holder died (its hand keeps the name) is freed by the upkeep
-leader, which removes hands whose owner's presence is gone (see peers.py).
+leader, which removes hands whose owner's presence has been gone for a grace period (see
+peers.py: a presence can end while its process lives, so its locks are not freed at once).
 
 A process alone on a pool holds the locks of its ready members *ahead* of any claim (`hold`),
 so that a claim's path is the one rename of the member: nothing else can take a member whose
 lock it holds, and nobody else needs it. When another process of the pool shows up, it lets
 all of them go (`let_go`), and from then on locks are taken per claim again.
+
+A lock is only as good as its hand, and hands can vanish under a live process: `docker
+container prune` removes them all (they are never started), someone may `rm -f` one, and the
+leader frees the locks of a process it counts as gone. So the locks refuse to serve while this
+process has no presence on the engine (`present`: the leader may count it gone), a hand that
+the engine reports destroyed (its `destroy` event, or missing from a resync's list) is `lost`
+at once and never used again, and a claim checks after its rename that its hand was not lost
+before it (see handover.py). A call whose answer was lost is resolved by reading the hand back.
 """
 
 from __future__ import annotations
@@ -29,7 +38,12 @@ import attrs
 from loguru import logger
 
 from dockpool._adapters.api import EngineApi
-from dockpool._core.errors import ContainerNotFoundError, DockerError, NameConflictError
+from dockpool._core.errors import (
+    AlreadyNamedError,
+    ContainerNotFoundError,
+    DockerError,
+    NameConflictError,
+)
 from dockpool._core.machine import ContainerId
 from dockpool._core.spec import OWNER_LABEL, POOL_LABEL, ROLE_LABEL, hand_name, lock_name
 
@@ -41,19 +55,27 @@ class Hand:
     id: ContainerId
     home: str  # its resting name
     holds: str | None = None  # the lock name it holds, if any
+    lost: bool = False  # the engine destroyed it (prune, rm -f, a leader's housekeeping)
 
 
 class Locks:
     """Acquire and release member locks through this process's hands."""
 
     def __init__(
-        self, api: EngineApi, pool: str, token: str, image: Callable[[], tuple[str, dict[str, str]]]
+        self,
+        api: EngineApi,
+        pool: str,
+        token: str,
+        image: Callable[[], tuple[str, dict[str, str]]],
+        present: Callable[[], bool],
     ) -> None:
         self._api = api
         self._pool = pool
         self._token = token
         self._image = image
+        self._present = present  # this process's presence runs: only then may locks be taken
         self._mutex = threading.Lock()
+        self._hands: dict[ContainerId, Hand] = {}  # every hand this process made, not lost
         self._free: list[Hand] = []
         self._stuck: list[Hand] = []  # failed to go home: holding a name we no longer want
         self._held: dict[str, Hand] = {}  # member name -> the hand holding its lock, ahead
@@ -65,25 +87,51 @@ class Locks:
         return {POOL_LABEL: self._pool, ROLE_LABEL: "hand", OWNER_LABEL: self._token}
 
     def acquire(self, member_name: str) -> Hand | None:
-        """Hold `member_name`'s lock; None if another holder has it. Raises DockerError."""
+        """Hold `member_name`'s lock; None if another holder has it. Raises DockerError (also
+        while this process has no presence on the engine: it takes no lock then)."""
+        target = lock_name(member_name)
         for _ in range(3):
+            if not self._present():
+                raise DockerError(
+                    f"pool {self._pool}: this process has no presence on the engine (rejoining); "
+                    "it takes no lock until it is back"
+                )
             hand = self._take()
-            target = lock_name(member_name)
             try:
                 self._api.rename(hand.id, target)
             except NameConflictError:
                 self._put(hand)
                 return None
-            except ContainerNotFoundError:  # removed (the engine lost this process's presence and
-                with self._mutex:  # the leader cleared its hands): the others are gone too
-                    self._free.clear()
+            except ContainerNotFoundError:  # removed under us (prune, rm -f): the others may be
+                self.lost(hand.id)  # gone too; the resync's list tells
                 continue
+            except AlreadyNamedError:  # it holds that name already: ours
+                pass
             except DockerError:
-                self._put(hand)
-                raise
+                if not self._read_back(hand, target):  # the answer was lost: did it happen?
+                    raise
             hand.holds = target
             return hand
         raise DockerError(f"cannot keep a hand container for pool {self._pool}")
+
+    def _read_back(self, hand: Hand, target: str) -> bool:
+        """After a rename of `hand` to `target` whose answer was lost: True if the engine did
+        rename it (the lock is held); False if not (the hand is free again). If the engine
+        cannot say, the hand is set aside holding `target`, and `repair` lets go of it."""
+        try:
+            name = self._api.inspect(hand.id).name
+        except ContainerNotFoundError:
+            self.lost(hand.id)
+            return False
+        except DockerError:
+            hand.holds = target
+            with self._mutex:
+                self._stuck.append(hand)
+            return False
+        if name == target:
+            return True
+        self._put(hand)
+        return False
 
     def hold(self, member_name: str) -> bool:
         """Hold `member_name`'s lock ahead of a claim (see `take`); False if someone else
@@ -123,9 +171,13 @@ class Locks:
         return None
 
     def take(self, member_name: str) -> Hand | None:
-        """The hand holding `member_name`'s lock ahead, now the caller's to release; or None."""
+        """The hand holding `member_name`'s lock ahead, now the caller's to release; or None
+        (also while this process has no presence: its locks are not used then)."""
+        if not self._present():
+            return None
         with self._mutex:
-            return self._held.pop(member_name, None)
+            hand = self._held.pop(member_name, None)
+        return hand if hand is not None and not hand.lost else None
 
     def held(self) -> frozenset[str]:
         with self._mutex:
@@ -140,10 +192,15 @@ class Locks:
 
     def release(self, hand: Hand) -> None:
         """Let go of the lock `hand` holds (rename it home); a failure is retried by `repair`."""
+        if hand.lost:
+            return  # destroyed: the lock is free, and the hand is gone
         try:
             self._api.rename(hand.id, hand.home)
         except ContainerNotFoundError:
-            return  # removed: the lock is free, and the hand is gone
+            self.lost(hand.id)
+            return
+        except AlreadyNamedError:
+            pass  # home already (an earlier release whose answer was lost went through)
         except DockerError as exc:
             logger.warning("releasing lock {} failed: {} (retried later)", hand.holds, exc)
             with self._mutex:
@@ -161,7 +218,29 @@ class Locks:
 
     def ids(self) -> set[ContainerId]:
         with self._mutex:
-            return {h.id for h in self._free + self._stuck + list(self._held.values())}
+            return set(self._hands)
+
+    def lost(self, container_id: ContainerId) -> None:
+        """The engine destroyed this process's hand `container_id` (its `destroy` event, or a
+        resync's list without it): the lock it held is free now, so it is never used again."""
+        with self._mutex:
+            hand = self._hands.pop(container_id, None)
+            if hand is None:
+                return
+            hand.lost = True
+            self._free = [h for h in self._free if h is not hand]
+            self._stuck = [h for h in self._stuck if h is not hand]
+            self._held = {m: h for m, h in self._held.items() if h is not hand}
+        logger.warning("pool {}: hand {} ({}) was removed by someone; its lock is no longer held",
+                       self._pool, hand.home, hand.holds or "no lock")  # fmt: skip
+
+    def reconcile(self, before: set[ContainerId], listed: set[ContainerId]) -> None:
+        """A resync's list showed this process's hands as `listed`: of the hands it had
+        before the list began (`before`, from `ids`), the others are gone."""
+        with self._mutex:
+            missing = [cid for cid in before - listed if cid in self._hands]
+        for cid in missing:
+            self.lost(cid)
 
     def close(self) -> None:
         """Remove every hand of this process (a lock still held is released by that): the
@@ -169,9 +248,8 @@ class Locks:
         (a create whose answer was lost in an engine restart, a hand dropped from the free
         list when the engine said it was gone). Its token is its own: nobody else uses them."""
         with self._mutex:
-            hands = self._free + self._stuck + list(self._held.values())
-            self._free, self._stuck, self._held = [], [], {}
-        ids = [hand.id for hand in hands]
+            ids = list(self._hands)
+            self._hands, self._free, self._stuck, self._held = {}, [], [], {}
         try:
             ids += [view.id for view in self._api.list(self.labels) if view.id not in ids]
         except DockerError as exc:
@@ -193,8 +271,12 @@ class Locks:
         home = hand_name(self._pool, self._token, index)
         image, labels = self._image()
         cid = self._api.create_marker(home, {**labels, **self.labels}, image, stdin=False)
-        return Hand(cid, home)
+        hand = Hand(cid, home)
+        with self._mutex:
+            self._hands[cid] = hand
+        return hand
 
     def _put(self, hand: Hand) -> None:
         with self._mutex:
-            self._free.append(hand)
+            if not hand.lost:
+                self._free.append(hand)

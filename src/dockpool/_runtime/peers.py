@@ -5,11 +5,21 @@ open through an attach connection. When the process ends, however it ends (SIGKI
 the kernel closes that connection, the engine closes cat's stdin, and the presence dies: a
 `die` event that every other process of the pool receives. No heartbeat, no polling.
 
+A presence can also end while its process lives: someone stops or kills it, an attach over
+tcp or ssh drops, an engine restart stops it (with no event at all). So the end of a presence
+says "maybe gone", never "gone": the process itself notices at once (its presence's own event,
+or the resync after a reconnect), stops using its locks (`present` turns false, and the locks
+refuse to serve a claim) and rejoins with a new presence. The others leave its hands (the
+locks it may hold mid-claim) alone for `Timeouts.peer_grace` after they first saw it gone,
+and only then count it dead (`gone_owners`).
+
 The upkeep leader is the process whose presence holds the name `dockpool-<pool>-leader`
-(name reservation is atomic: exactly one can). When the leader's presence dies, the others
-remove the dead one by its id and race to rename theirs to that name; one wins within a few
-milliseconds of the event. Only the leader creates, replaces, retires and removes members; every
-process tracks every member and claims any of them (the locks make that safe).
+(name reservation is atomic: exactly one can). The engine, not a flag, says who leads: a
+process leads while, and only while, its running presence holds that name (checked at every
+resync and on every presence event; an engine restart that stopped the old leader's presence
+silently cannot leave two leaders). A name is never enough to act on: a container holding
+the leader name that is not a presence of this pool is left alone (an error says so), and
+nobody leads until it is gone.
 """
 
 from __future__ import annotations
@@ -20,13 +30,20 @@ from collections.abc import Callable
 from loguru import logger
 
 from dockpool._adapters.api import Closeable, ContainerView, EngineApi
-from dockpool._core.errors import ContainerNotFoundError, DockerError, NameConflictError
+from dockpool._core.errors import (
+    AlreadyNamedError,
+    ContainerNotFoundError,
+    DockerError,
+    NameConflictError,
+)
 from dockpool._core.machine import ContainerId
 from dockpool._core.spec import (
+    NAME_PREFIX,
     OWNER_LABEL,
     POOL_LABEL,
     ROLE_LABEL,
     leader_name,
+    leaving_name,
     presence_name,
     role_of,
 )
@@ -41,24 +58,40 @@ class Peers:
         pool: str,
         token: str,
         image: Callable[[], tuple[str, dict[str, str]]],
+        *,
+        clock: Callable[[], float],
+        grace: float,
         on_lead: Callable[[bool], None],
-        on_peer_gone: Callable[[], None] = lambda: None,
+        resync_in: Callable[[float], None],
     ) -> None:
         self._api = api
         self._pool = pool
         self.token = token
         self._image = image
+        self._clock = clock
+        self._grace = grace
         self._on_lead = on_lead
-        self._on_peer_gone = on_peer_gone
+        self._resync_in = resync_in  # ask the reconciler for a resync within N seconds
         self._mutex = threading.RLock()
         self._id: ContainerId | None = None
         self._attached: Closeable | None = None
+        self._present = threading.Event()  # our presence runs (as far as we know)
+        self._dead_since: dict[str, float] = {}  # owner token -> when first seen gone
+        self._foreign_warned = False
         self.leader = False
         self.leaving = False
 
     @property
     def presence_id(self) -> ContainerId | None:
         return self._id
+
+    @property
+    def present(self) -> bool:
+        """True while this process's presence runs: only then may it use its locks."""
+        return self._present.is_set()
+
+    def wait_present(self, timeout: float) -> bool:
+        return self._present.wait(timeout)
 
     def join(self) -> None:
         """Start this process's presence (again, if the engine lost it) and contend for upkeep."""
@@ -68,10 +101,12 @@ class Peers:
             if self._id is not None:
                 try:
                     if self._api.inspect(self._id).running:
+                        self._present.set()
                         self.contend()
                         return
                 except ContainerNotFoundError:
                     pass
+                self._absent()
                 self._drop()
             image, labels = self._image()
             labels.update({POOL_LABEL: self._pool, ROLE_LABEL: "presence", OWNER_LABEL: self.token})
@@ -88,26 +123,40 @@ class Peers:
                 self._api.remove(cid)
                 raise
             self._id = cid
+            self._present.set()
         self.contend()
 
     def contend(self) -> bool:
-        """Try to become the upkeep leader; True if this process is it."""
+        """Become the upkeep leader if the leader name is free or held by a dead presence of
+        this pool; True if this process leads now (the engine says so, not a flag)."""
         with self._mutex:
-            if self.leader or self._id is None or self.leaving:
-                return self.leader
-            won = self._rename_to_leader()
-            if not won:
-                holder = self._leader_view()
-                if holder is not None and not holder.running:  # a dead leader: clear it
-                    self._api.remove(holder.id)
-                    won = self._rename_to_leader()
-                elif holder is None:
-                    won = self._rename_to_leader()
-            self.leader = won
-        if won:
-            logger.info("pool {}: this process ({}) now does the upkeep", self._pool, self.token)
-            self._on_lead(True)
-        return won
+            won = self.present and self._id is not None and not self.leaving and self._win()
+        return self._set_leader(won)
+
+    def _win(self) -> bool:
+        if self._rename_to_leader():
+            return True
+        holder = self._leader_view()
+        if holder is None:
+            return self._rename_to_leader()
+        if holder.id == self._id:
+            return True
+        if not self._is_presence(holder):
+            self._foreign(holder)
+            return False
+        if holder.running:
+            return False
+        self._api.remove(holder.id)  # a dead leader of this pool: cleared by its id
+        return self._rename_to_leader()
+
+    def _set_leader(self, leads: bool) -> bool:
+        with self._mutex:
+            changed, self.leader = leads != self.leader, leads
+        if changed:
+            what = "now does" if leads else "no longer does"
+            logger.info("pool {}: this process ({}) {} the upkeep", self._pool, self.token, what)
+            self._on_lead(leads)
+        return leads
 
     def _rename_to_leader(self) -> bool:
         assert self._id is not None
@@ -115,6 +164,8 @@ class Peers:
             self._api.rename(self._id, leader_name(self._pool))
         except NameConflictError:
             return False
+        except AlreadyNamedError:  # ours already (a retry after a lost answer)
+            return True
         return True
 
     def _leader_view(self) -> ContainerView | None:
@@ -123,26 +174,78 @@ class Peers:
         except ContainerNotFoundError:
             return None
 
-    def on_event(self, container_id: ContainerId, action: str, name: str) -> None:
-        """A presence container's event (from the reconciler thread)."""
-        if action not in ("die", "destroy"):
-            return
-        if container_id == self._id:
-            was = self.leader
-            with self._mutex:
-                self.leader = False
-            if was:
-                logger.warning("pool {}: this process's presence ended; upkeep paused", self._pool)
-                self._on_lead(False)
-            return  # rejoined when the engine is reachable again (see join)
-        if name == leader_name(self._pool):
-            self.contend()
-        elif self.leader:  # a follower went away: its hands may hold locks; clear them now
-            self._on_peer_gone()
+    def _is_presence(self, view: ContainerView) -> bool:
+        return view.labels.get(POOL_LABEL) == self._pool and role_of(view.labels) == "presence"
 
-    def dead_owners(self, views: list[ContainerView]) -> set[str]:
-        """Tokens of processes that left hands or presences behind and have no running
-        presence."""
+    def _foreign(self, holder: ContainerView) -> None:
+        if not self._foreign_warned:
+            self._foreign_warned = True
+            logger.error(
+                "pool {}: the name {} is held by container {}, which is not a presence of this "
+                "pool; dockpool never removes it, and nobody does the upkeep until it is gone",
+                self._pool, leader_name(self._pool), holder.id[:12],
+            )  # fmt: skip
+
+    # -- what the engine says: events and resyncs -------------------------------------------------
+
+    def on_event(
+        self, container_id: ContainerId, action: str, name: str, old_name: str | None = None
+    ) -> None:
+        """A presence container's event (from the reconciler thread)."""
+        leader = leader_name(self._pool)
+        if container_id == self._id:
+            if action in ("die", "destroy"):
+                self._absent()
+                self._resync_in(0.0)  # rejoin at once (the resync finds the presence gone)
+            return
+        if action == "rename" and name == leader and self.leader:
+            self._set_leader(False)  # another presence holds the name: the engine says it leads
+        elif (action in ("die", "destroy") and name == leader) or (
+            action == "rename" and old_name == leader  # the leader stepped down
+        ):
+            self.contend()
+        elif action == "die" and self.leader:
+            # a follower's presence ended: it may be gone (its hands hold locks), or alive and
+            # rejoining; look again once the grace is over
+            self._resync_in(self._grace + 0.1)
+
+    def sync(self, views: list[ContainerView]) -> None:
+        """A resync's list: rejoin if the engine lost our presence; lead exactly when our
+        running presence holds the leader name; contend when no running presence does."""
+        mine = next((v for v in views if v.id == self._id), None)
+        if mine is None or not mine.running:
+            self._absent()
+            self.join()
+            return
+        holder = next((v for v in views if v.name == leader_name(self._pool)), None)
+        self._set_leader(holder is not None and holder.id == self._id)
+        if holder is None or (not holder.running and self._is_presence(holder)):
+            self.contend()
+        elif not self._is_presence(holder):
+            self._foreign(holder)
+
+    def _absent(self) -> None:
+        """Our presence is gone: stop using our locks, stop leading (until the rejoin)."""
+        if self._present.is_set():
+            logger.warning("pool {}: this process's presence ended; rejoining", self._pool)
+        self._present.clear()
+        self._set_leader(False)
+
+    def gone_owners(self, views: list[ContainerView]) -> set[str]:
+        """Tokens of other processes that left hands or presences behind and have had no
+        running presence for `peer_grace` seconds (as this process saw it): gone for sure
+        enough that their locks can be freed."""
+        now = self._clock()
+        pending = self._pending(views, now)
+        return {o for o, since in pending.items() if now - since >= self._grace}
+
+    def grace_left(self, views: list[ContainerView]) -> float:
+        """Seconds until every process that `views` show gone counts as gone (0: none pending)."""
+        now = self._clock()
+        pending = self._pending(views, now)
+        return max((since + self._grace - now for since in pending.values()), default=0.0)
+
+    def _pending(self, views: list[ContainerView], now: float) -> dict[str, float]:
         alive = {
             v.labels.get(OWNER_LABEL)
             for v in views
@@ -153,19 +256,45 @@ class Peers:
             for v in views
             if role_of(v.labels) in ("hand", "presence")
         }
-        return {o for o in owners if o and o not in alive and o != self.token}
+        gone = {o for o in owners if o and o not in alive and o != self.token}
+        with self._mutex:
+            for owner in list(self._dead_since):
+                if owner not in gone:
+                    del self._dead_since[owner]  # it rejoined, or nothing of it is left
+            for owner in gone:
+                self._dead_since.setdefault(owner, now)
+            return dict(self._dead_since)
 
     def others_alive(self) -> bool:
-        """True if a presence of another process of this pool is running."""
+        """True if another process of this pool runs and is not closing. (Each closing process
+        steps down before it asks: of two closing at once, at least the later sees the other's
+        leaving name, and sweeps.)"""
         views = self._api.list({POOL_LABEL: self._pool, ROLE_LABEL: "presence"})
-        return any(v.running and v.id != self._id for v in views)
+        bye = f"{NAME_PREFIX}{self._pool}-bye-"
+        return any(v.running and v.id != self._id and not v.name.startswith(bye) for v in views)
+
+    def step_down(self) -> None:
+        """Closing: give up the upkeep, and say so on the engine by renaming the presence to
+        its leaving name. It keeps running, so this process's locks stay its own while it
+        finishes (the last process sweeps the pool holding them)."""
+        with self._mutex:
+            self.leaving = True
+            if self._id is not None:
+                try:
+                    self._api.rename(self._id, leaving_name(self._pool, self.token))
+                except AlreadyNamedError:
+                    pass
+                except DockerError as exc:
+                    logger.warning("pool {}: stepping down: {}", self._pool, exc)
+        self._set_leader(False)
 
     def leave(self) -> None:
-        """End this process's presence (handing the upkeep to another process, if any), and
-        remove any other container labelled as its presence (one whose create answer was lost)."""
+        """End this process's presence, and remove any other container labelled as its
+        presence (one whose create answer was lost)."""
         with self._mutex:
             self.leaving = True
             self.leader = False
+            self._present.clear()
             self._drop()
             try:
                 own = {POOL_LABEL: self._pool, ROLE_LABEL: "presence", OWNER_LABEL: self.token}
@@ -177,7 +306,7 @@ class Peers:
     def _remove_own(self, name: str) -> None:
         """Remove the container named `name` if it carries this process's token."""
         view = self._api.inspect(name)
-        if view.labels.get(OWNER_LABEL) != self.token:
+        if view.labels.get(OWNER_LABEL) != self.token or not self._is_presence(view):
             raise NameConflictError(f"{name} is taken by a container of another owner")
         self._api.remove(view.id)
 

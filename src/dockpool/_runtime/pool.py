@@ -39,6 +39,7 @@ from dockpool._core.errors import (
     PoolClosedError,
 )
 from dockpool._core.spec import POOL_LABEL, ContainerSpec
+from dockpool._core.timeouts import Timeouts
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.claims import check_name, claim_from_pool, cold_start
 from dockpool._runtime.lease import Lease, PoolStats
@@ -78,6 +79,7 @@ class ContainerPool:
         event_source: EventSource | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self._config = PoolConfig(
             spec=spec,
@@ -97,6 +99,7 @@ class ContainerPool:
         self._event_source = event_source
         self._backoff = backoff or Backoff(base=0.5, cap=30.0, clock=clock)
         self._clock = clock
+        self._timeouts = timeouts or Timeouts()
         self._rt: Runtime | None = None
         self._lifecycle = Lifecycle.NEW
         self._watchers: list[ConfigWatcher] = []
@@ -156,7 +159,9 @@ class ContainerPool:
         cfg = self._config
         api = self._adapter or DockerAdapter(self._docker_url)
         source = self._event_source or DockerEventSource({POOL_LABEL: cfg.name}, self._docker_url)
-        rt = Runtime.open(cfg, api, source, self._backoff, self._clock, self.token, self)
+        rt = Runtime.open(
+            cfg, api, source, self._backoff, self._clock, self.token, self, self._timeouts
+        )
         self._rt = rt
         self._lifecycle = rt.state.lifecycle = Lifecycle.RUNNING
         self.observer.connect()
@@ -194,6 +199,9 @@ class ContainerPool:
         check_name(session)
         started = time.perf_counter()
         try:
+            lease = rt.resume(session)
+            if lease is not None:
+                return lease
             with rt.state.claiming():  # refill creates wait for it (bounded): claims first
                 lease = claim_from_pool(rt.executor, session, started, cancel)
                 if lease is None:
@@ -216,6 +224,9 @@ class ContainerPool:
         """
         rt = self._running()
         check_name(session_name)
+        lease = rt.resume(session_name)
+        if lease is not None:
+            return lease
         with rt.state.claiming():  # a hit holds refills back like a claim's
             return claim_from_pool(rt.executor, session_name, time.perf_counter())
 
@@ -228,6 +239,20 @@ class ContainerPool:
         job = functools.partial(self._claim, session_name, timeout)
         rt = self._running()
         return await cancellable_in_own_thread(job, f"dockpool-{self.name}-claim", rt.undelivered)
+
+    def lease_for(self, session_name: str) -> Lease | None:
+        """The lease of this pool's running container named `session_name`, rebuilt from the
+        engine (None if there is none): how a host takes over a sandbox whose claim was
+        interrupted (its process died after the rename, before the lease was returned).
+        Raises DockerError if the engine cannot be asked. See `dockpool._runtime.recovery`."""
+        check_name(session_name)
+        return self._running().take_over(session_name)
+
+    def release(self, session_name: str) -> bool:
+        """Remove this pool's container named `session_name` on its host's behalf (a sandbox
+        the host does not want, e.g. after an interrupted claim); True if one was removed."""
+        check_name(session_name)
+        return self._running().release(session_name)
 
     def resize(self, size: int) -> None:
         """Change the target size: growing creates members, shrinking retires the surplus."""

@@ -24,7 +24,7 @@ from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
 from dockpool._core.errors import DockerError
 from dockpool._core.events import ContainerEvent, machine_event
-from dockpool._core.spec import POOL_LABEL, is_member_name, leader_name, role_of
+from dockpool._core.spec import OWNER_LABEL, POOL_LABEL, is_member_name, role_of
 from dockpool._runtime.ahead import Ahead
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.locks import Locks
@@ -136,7 +136,11 @@ class Reconciler:
         if role == "presence":
             if self.ahead is not None:
                 self.ahead.presence_event(self.peers.presence_id, event.container_id, event.action)
-            self.peers.on_event(event.container_id, event.action, event.name)
+            self.peers.on_event(event.container_id, event.action, event.name, event.old_name)
+            return
+        if role == "hand":
+            if event.action == "destroy" and event.labels.get(OWNER_LABEL) == self.peers.token:
+                self.locks.lost(event.container_id)  # its lock is free: never use it again
             return
         if role != "member":
             return
@@ -147,7 +151,7 @@ class Reconciler:
             if change is not None:
                 self.executor.apply(key, change)
             if event.action == "rename":  # after every earlier event: a claim may go on
-                self.executor.renames.applied(event.container_id, event.name)
+                self.executor.renames.applied(event.container_id, event.name, event.old_name)
             return
         # another process's member: its start and health tell this process about it
         if is_member_name(state.name, event.name) and event.action in (
@@ -176,6 +180,7 @@ class Reconciler:
             began = state.table.version
             state.resync_due = float("inf")
         epoch = self.executor.renames.epoch
+        hands = self.locks.ids()  # (before the list: a hand made after it is not missing)
         try:
             views = self.api.list({POOL_LABEL: state.name})
         except DockerError as exc:
@@ -198,7 +203,8 @@ class Reconciler:
         for key in missing:  # gone without an event reaching us
             self.executor.apply(key, m.Destroyed())
             changed += 1
-        self._peers(views)
+        self._peers(views, hands)
+        self.executor.doubts.resolve()
         self.executor.renames.synced(epoch)
         with state.lock:
             state.counters.resyncs += 1
@@ -219,22 +225,23 @@ class Reconciler:
         self.executor.apply(key, seen)
         return int(state.table.get(key) != before)
 
-    def _peers(self, views: list[ContainerView]) -> None:
-        """Rejoin if the engine lost this process's presence; take over a missing leader."""
+    def _peers(self, views: list[ContainerView], hands: set[m.ContainerId]) -> None:
+        """Rejoin if the engine lost this process's presence; lead exactly when the engine
+        says so; forget hands the list lacks; free the locks of processes gone for good."""
         peers = self.peers
-        mine = next((v for v in views if v.id == peers.presence_id), None)
         try:
-            if mine is None or not mine.running:
-                peers.join()
-            elif not peers.leader and not any(
-                v.name == leader_name(self.state.name) and v.running for v in views
-            ):
-                peers.contend()
+            peers.sync(views)
         except DockerError as exc:
             logger.warning("pool {}: presence: {}", self.state.name, exc)
         if self.ahead is not None:
             others = [v for v in views if role_of(v.labels) == "presence"
                       and v.running and v.id != peers.presence_id]  # fmt: skip
-            self.ahead.set_alone(mine is not None and mine.running and not others)
-        self.upkeep.housekeep(self.api, views, peers.dead_owners(views))
+            self.ahead.set_alone(peers.present and not others)
+        mine = {v.id for v in views if role_of(v.labels) == "hand"
+                and v.labels.get(OWNER_LABEL) == peers.token}  # fmt: skip
+        self.locks.reconcile(hands, mine)
+        self.upkeep.housekeep(self.api, views, peers.gone_owners(views))
+        wait = peers.grace_left(views)
+        if wait > 0:  # a process seen gone: look again when its grace is over
+            self.state.resync_soon(wait + 0.1)
         self.locks.repair()

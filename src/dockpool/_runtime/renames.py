@@ -8,6 +8,11 @@ health check, a `destroy`. The machine marks a CLAIMING member that saw one of t
 turns the claim down (the member is discarded, never handed out). The check costs no request
 of its own: the event comes anyway, on the connection the listener already holds.
 
+The same order answers a second question at no cost: was the claim's lock still held when
+the member was renamed? A hand destroyed before the rename (its `destroy` event comes first)
+means another process may have taken the lock and renamed the member too: the waiter records
+what its `guard` said at the moment the rename event was applied, and the rename's old name.
+
 It holds only while the stream has no gap: from a (re)connect until the resync that follows
 it has run, or after a loss, `expect` answers None and the claim checks the member the slow
 way (prober.check: a GET to its server, or an inspect); a waiter whose stream broke, or whose
@@ -17,6 +22,7 @@ event did not come within its wait, is released unanswered and falls back the sa
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from dockpool._core import machine as m
 
@@ -24,12 +30,17 @@ from dockpool._core import machine as m
 class Waiter:
     """One claim waiting for its rename's event (see `RenameWatch.expect`)."""
 
-    def __init__(self, key: tuple[m.ContainerId, str]) -> None:
+    def __init__(self, key: tuple[m.ContainerId, str], guard: Callable[[], bool]) -> None:
         self.key = key
         self.seen = False
+        self.guard = guard  # asked when the event is applied: was the lock lost before it?
+        self.lost_before = False
+        self.old_name: str | None = None  # the name the rename took the container from
         self._done = threading.Event()
 
-    def release(self, seen: bool) -> None:
+    def release(self, seen: bool, old_name: str | None = None) -> None:
+        if seen:
+            self.lost_before, self.old_name = self.guard(), old_name
         self.seen = seen
         self._done.set()
 
@@ -53,13 +64,16 @@ class RenameWatch:
         with self._lock:
             return self._epoch
 
-    def expect(self, container_id: m.ContainerId, name: str) -> Waiter | None:
+    def expect(
+        self, container_id: m.ContainerId, name: str, guard: Callable[[], bool] = lambda: False
+    ) -> Waiter | None:
         """Register a claim about to rename `container_id` to `name`; None if the stream
-        cannot vouch for the member now (the claim checks it the slow way)."""
+        cannot vouch for the member now (the claim checks it the slow way). `guard` says,
+        when the rename's event is applied, whether the claim's lock was lost before it."""
         with self._lock:
             if not (self._connected and self._synced):
                 return None
-            waiter = Waiter((container_id, name))
+            waiter = Waiter((container_id, name), guard)
             self._waiting[waiter.key] = waiter
             return waiter
 
@@ -69,12 +83,12 @@ class RenameWatch:
                 if self._waiting.get(waiter.key) is waiter:
                     del self._waiting[waiter.key]
 
-    def applied(self, container_id: m.ContainerId, name: str) -> None:
+    def applied(self, container_id: m.ContainerId, name: str, old_name: str | None = None) -> None:
         """The reconciler applied a rename event (and so every event before it)."""
         with self._lock:
             waiter = self._waiting.pop((container_id, name.lstrip("/")), None)
         if waiter is not None:
-            waiter.release(True)
+            waiter.release(True, old_name)
 
     def connected(self) -> None:
         """The stream (re)connected: a gap may lie behind; the resync that follows closes it."""

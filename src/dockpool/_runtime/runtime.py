@@ -21,8 +21,10 @@ from dockpool._adapters.api import EngineApi
 from dockpool._adapters.event_stream import EventSource
 from dockpool._core import machine as m
 from dockpool._core.config import PoolConfig
-from dockpool._core.errors import DockerError, PoolTimeoutError
+from dockpool._core.errors import ClaimError, DockerError, PoolTimeoutError
 from dockpool._core.spec import POOL_LABEL, ROLE_LABEL, is_member_name
+from dockpool._core.timeouts import Timeouts
+from dockpool._runtime import recovery
 from dockpool._runtime.ahead import Ahead
 from dockpool._runtime.autosize import AutoSize
 from dockpool._runtime.backoff import Backoff
@@ -60,6 +62,7 @@ class Runtime:
         clock: Callable[[], float],
         token: str,
         image_id: str,
+        timeouts: Timeouts,
     ) -> Runtime:
         state = PoolState(config, clock)
         state.use(Recipe.of(config.spec, image_id))
@@ -67,7 +70,6 @@ class Runtime:
         def image() -> tuple[str, dict[str, str]]:  # what bookkeeping containers are made of:
             return state.recipe.image_id, dict(state.recipe.spec.labels)  # the spec's image, labels
 
-        locks = Locks(api, config.name, token, image)
         holder: list[Runtime] = []
 
         def may_upkeep() -> bool:
@@ -82,8 +84,20 @@ class Runtime:
             if leading and rt.listener.connects > 0:
                 rt.reconciler.request_resync()
 
-        peers = Peers(api, config.name, token, image, on_lead, lambda: state.resync_soon(0.0))
-        executor = Executor(state, api, locks, backoff, may_upkeep)
+        peers = Peers(
+            api,
+            config.name,
+            token,
+            image,
+            clock=clock,
+            grace=timeouts.peer_grace,
+            on_lead=on_lead,
+            resync_in=state.resync_soon,
+        )
+        locks = Locks(api, config.name, token, image, present=lambda: peers.present)
+        executor = Executor(
+            state, api, locks, backoff, may_upkeep, timeouts, present=lambda: peers.present
+        )
         upkeep = Upkeep(state, executor, may_upkeep)
         executor.refill = upkeep.top_up
         autosize = AutoSize(state, upkeep, lambda: executor.sender)
@@ -115,13 +129,14 @@ class Runtime:
         clock: Callable[[], float],
         token: str,
         sender: object,
+        timeouts: Timeouts,
     ) -> Runtime:
         """Check the engine and the image, build the parts and join the pool on the engine
         (no thread started yet: `run`). On a DockerError the engine connection is closed."""
         try:
             api.ping()
             image_id = api.resolve_image(config.spec.image)
-            rt = cls.build(config, api, source, backoff, clock, token, image_id)
+            rt = cls.build(config, api, source, backoff, clock, token, image_id, timeouts)
             rt.executor.sender = sender
             rt.peers.join()
         except DockerError:
@@ -187,6 +202,33 @@ class Runtime:
         logger.warning("pool {}: {}; reconnecting in {:.1f} s", self.state.name, reason, retry_in)
         signals.send("stream_lost", self.executor.sender, error=reason, retry_in=retry_in)
 
+    def resume(self, session: str) -> Lease | None:
+        """Before a claim: wait for this process's presence if it is rejoining (its locks
+        serve no claim meanwhile); then, if an earlier claim of `session` lost its rename's
+        answer, the container that rename made, if it is the session's (recovery.py)."""
+        if not self.peers.wait_present(self.executor.timeouts.rejoin_wait):
+            raise ClaimError(
+                f"claim {session!r}: this process has no presence on pool {self.state.name} "
+                "(its presence container ended and it could not rejoin yet)"
+            )
+        doubt = self.executor.doubts.take(session)
+        if doubt is None:
+            return None
+        if not doubt.exclusive:
+            self.executor.doubts.add(doubt)  # another's, maybe: left to the resync
+            return None
+        return recovery.resume(self.api, self.state.name, doubt)
+
+    def take_over(self, session: str) -> Lease | None:
+        """`ContainerPool.lease_for` (recovery.py)."""
+        self.executor.doubts.take(session)  # the host settles it now
+        return recovery.lease_for(self.api, self.state.name, session)
+
+    def release(self, session: str) -> bool:
+        """`ContainerPool.release` (recovery.py)."""
+        self.executor.doubts.take(session)
+        return recovery.release(self.api, self.state.name, session)
+
     def undelivered(self, lease: Lease) -> None:
         """A claim's caller went away before receiving `lease`: remove it (on a remove worker)."""
         logger.warning("claim {}: its caller went away; removing {} (never handed out)",
@@ -218,8 +260,8 @@ class Runtime:
         # so whichever process leaves last sees their members and removes them. Leaving first
         # let another process sweep an engine without them, and their members were nobody's.
         ok = self.executor.creates.stop(left())
-        self.peers.leave()  # another process (if any) takes over the upkeep now
-        try:
+        self.peers.step_down()  # another process (if any) takes over the upkeep now; this
+        try:  # one stays present (its locks its own) until its removals are done
             last = not self.peers.others_alive()
         except DockerError as exc:
             logger.warning(
@@ -229,6 +271,7 @@ class Runtime:
         if last:
             self._sweep(left)
         ok = self.executor.removes.stop(left()) and ok
+        self.peers.leave()
         self.locks.close()
         self.api.close()
         with state.lock:
@@ -259,8 +302,13 @@ class Runtime:
                 lambda: all(mem.state is m.State.CLAIMING for mem in state.table),
                 timeout=left(),
             )
-        try:  # what gone processes left (their hands, dead presences), before a resync did
-            views = self.api.list({POOL_LABEL: state.name})
-            self.upkeep.housekeep(self.api, views, self.peers.dead_owners(views), final=True)
+        try:  # what gone processes left (their hands, dead presences), before a resync did;
+            views = self.api.list({POOL_LABEL: state.name})  # a process seen gone only just
+            wait = min(self.peers.grace_left(views), left())  # now may be alive, rejoining:
+            if wait > 0:  # its locks wait out the grace (peers.py), within close's timeout
+                with state.lock:
+                    state.changed.wait(wait)
+                views = self.api.list({POOL_LABEL: state.name})
+            self.upkeep.housekeep(self.api, views, self.peers.gone_owners(views), final=True)
         except DockerError as exc:
             logger.warning("pool {}: final housekeeping failed: {}", state.name, exc)
