@@ -5,10 +5,14 @@
 It lives in tests/, not in dockpool.bench, because it drives the test suite's pool processes
 (`tests.integration.test_processes.Proc`): a checkout's benchmark, like `tests.chaos`.
 
-Three pool processes (tests/integration/pool_process.py, one pool name) on one engine:
-- one process claims alone from a full pool, `rounds` times (one claim each);
-- then all three claim at the same moment, `rounds` times (three claims at once, each
-  from another process, so that they race for the same members' locks);
+Pool processes (tests/integration/pool_process.py, one pool name) on one engine:
+- one process, alone on its pool (it holds its members' locks ahead), claims `rounds` times;
+- two more join; one of the three claims alone, `rounds` times (it takes the member's lock
+  per claim: two renames); then all three claim at the same moment, `rounds` times (three
+  claims at once, each from another process, racing for the same members' locks);
+- dockerd is restarted (scripts/dockerd-ctl.sh, only an engine this project started): the
+  time until the engine answers again, and until the pool is full again with exactly one
+  upkeep leader (every presence and member was stopped by the restart);
 - then the upkeep leader is SIGKILLed, `takeovers` times: the time from the kill to the
   rename event that gives `dockpool-<pool>-leader` to another process's presence.
 Baseline in the same run: one bare rename of an idle container (docker-py, same engine),
@@ -22,6 +26,7 @@ import argparse
 import functools
 import json
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -137,6 +142,24 @@ class Bench:
             c.remove(force=True)
         return out
 
+    def restart_engine(self) -> tuple[float, float]:
+        """Restart dockerd; seconds until it answers again, and until the pool is full again
+        with exactly one leader."""
+        script = Path(__file__).resolve().parents[1] / "scripts" / "dockerd-ctl.sh"
+        t0 = time.monotonic()
+        subprocess.run(["bash", str(script), "restart"], check=True, stdout=subprocess.DEVNULL)
+        while True:
+            try:
+                self.client.ping()
+                break
+            except docker.errors.DockerException:
+                time.sleep(0.05)
+        answered = time.monotonic() - t0
+        self.warm()
+        while sum(p.ask_leader() for p in self.procs) != 1:
+            time.sleep(0.1)
+        return answered, time.monotonic() - t0
+
     def takeover(self) -> float:
         leader = next(p for p in self.procs if p.leader)
         events = self.client.api.events(
@@ -173,24 +196,38 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--size", type=int, default=6)
     parser.add_argument("--takeovers", type=int, default=3)
+    parser.add_argument("--no-restart", action="store_true", help="skip the engine restart")
     args = parser.parse_args()
     bench = Bench(args.size)
     results: dict[str, Any] = {"engine": bench.client.version().get("Version")}
     try:
-        bench.start(3)
+        bench.start(1)
         bench.warm()
         bare = bench.bare_renames(args.rounds)
         print(f"bare rename (baseline): {stats(bare)}; load {load()}", flush=True)
+        alone: list[float] = []
+        for r in range(args.rounds):
+            bench.warm()
+            time.sleep(0.3)  # (the locks of the new members are taken ahead)
+            alone += bench.claim_round(bench.procs[:1], f"a{r}")
+        print(f"1 process alone, 1 claim: {stats(alone)}; load {load()}", flush=True)
+        bench.start(2)
+        bench.warm()
         one: list[float] = []
         for r in range(args.rounds):
             bench.warm()
             one += bench.claim_round(bench.procs[:1], f"o{r}")
-        print(f"1 process, 1 claim: {stats(one)}; load {load()}", flush=True)
+        print(f"3 processes, 1 claim: {stats(one)}; load {load()}", flush=True)
         three: list[float] = []
         for r in range(args.rounds):
             bench.warm()
             three += bench.claim_round(bench.procs, f"t{r}")
         print(f"3 processes, 3 claims at once: {stats(three)}; load {load()}", flush=True)
+        restart: tuple[float, float] | None = None
+        if not args.no_restart:
+            restart = bench.restart_engine()
+            print(f"dockerd restart, 3 processes: engine answers after {restart[0]:.1f} s, "
+                  f"pool full with one leader after {restart[1]:.1f} s; load {load()}", flush=True)  # fmt: skip
         takeovers = []
         for _ in range(args.takeovers):
             bench.warm()
@@ -198,9 +235,13 @@ def main() -> int:
             bench.start(1)
         print(f"takeover after SIGKILL of the leader: {stats(takeovers)}; load {load()}")
         p50 = percentile(bare, 50)
-        print(f"ratios to a bare rename (p50): 1 process {percentile(one, 50) / p50:.1f}x, "
-              f"3 processes {percentile(three, 50) / p50:.1f}x")  # fmt: skip
-        results.update(bare=bare, one=one, three=three, takeovers=takeovers, load=load())
+        p99 = percentile(bare, 99)
+        for label, xs in (("1 process alone", alone), ("3 processes, 1 claim", one),
+                          ("3 processes, 3 at once", three)):  # fmt: skip
+            print(f"ratio to a bare rename, {label}: p50 {percentile(xs, 50) / p50:.2f}x, "
+                  f"p99 {percentile(xs, 99) / p99:.2f}x")  # fmt: skip
+        results.update(bare=bare, alone=alone, one=one, three=three, takeovers=takeovers,
+                       restart=restart, load=load())  # fmt: skip
         out = Path("bench-results") / f"processes-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(results))

@@ -5,7 +5,11 @@ that need several processes sharing one pool on one engine.
 
 It starts `ContainerPool.from_config`, prints one JSON line per fact, and reads commands:
 
-    claim N PREFIX     N concurrent claims named PREFIX-<i>; one {"lease"} or {"error"} each
+    claim N PREFIX     N concurrent claims named PREFIX-<i>; one {"lease"} or {"error"} each,
+                       then {"claimed": N} (the next command is read after they end)
+    spawn N PREFIX     the same, in the background (the next command is read at once)
+    drain              wait for every spawned claim: {"drained": how many ran}
+    recover NAME       `lease_for(NAME)`: {"recovered": lease or null, "name": NAME}
     stats              {"stats": {...}, "leader": bool, "size": the size in force}
     close              close the pool, print {"closed": true} and exit
 
@@ -55,20 +59,38 @@ def main(path: str, watch: bool = False) -> int:
     if watch:  # hot reload, as `dockpool run` does
         pool.watch_config(path).wait_ready(5)
     say(started=pool.token, leader=pool.leader)
+    spawned: list[threading.Thread] = []
     for line in sys.stdin:
         words = line.split()
         if not words:
             continue
-        if words[0] == "claim":
+        if words[0] in ("claim", "spawn"):
             count, prefix = int(words[1]), words[2]
             threads = [
                 threading.Thread(target=_claim, args=(pool, f"{prefix}-{i}")) for i in range(count)
             ]
             for t in threads:
                 t.start()
+            if words[0] == "spawn":
+                spawned += threads
+                continue
             for t in threads:
                 t.join()
             say(claimed=count)
+        elif words[0] == "drain":
+            for t in spawned:
+                t.join()
+            say(drained=len(spawned))
+        elif words[0] == "recover":
+            try:
+                found = pool.lease_for(words[1])
+            except Exception as exc:
+                say(recovered=None, name=words[1], failed=f"{type(exc).__name__}: {exc}")
+            else:
+                lease = (
+                    None if found is None else {**attrs.asdict(found), "ports": dict(found.ports)}
+                )
+                say(recovered=lease, name=words[1])
         elif words[0] == "stats":
             say(stats=attrs.asdict(pool.stats()), leader=pool.leader, size=pool.config.size)
         elif words[0] == "close":

@@ -35,7 +35,9 @@ MAX_CONTAINERS = 8
 class Proc:
     """One pool process: its JSON facts collected by a reader thread."""
 
-    def __init__(self, config: Path, watch: bool = False) -> None:
+    def __init__(
+        self, config: Path, watch: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "tests.integration.pool_process", str(config)]
@@ -45,7 +47,7 @@ class Proc:
             stdout=subprocess.PIPE,
             stderr=self._err,  # read back in `wait`'s error, if it fails
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         )
         self.facts: list[dict[str, Any]] = []
         self._ended = False
@@ -81,8 +83,8 @@ class Proc:
             )
         return found
 
-    def ask_size(self, timeout: float = 30) -> int:
-        """The pool size in force in this process (asked with `stats`)."""
+    def ask_stats(self, timeout: float = 30) -> dict[str, Any]:
+        """This process's answer to `stats` (its stats, whether it leads, its size)."""
         with self._changed:
             before = sum(1 for f in self.facts if "size" in f)
         self.send("stats")
@@ -90,10 +92,23 @@ class Proc:
             self._changed.wait_for(
                 lambda: sum(1 for f in self.facts if "size" in f) > before, timeout
             )
-            sizes = [f["size"] for f in self.facts if "size" in f]
-        if len(sizes) <= before:
+            answers = [f for f in self.facts if "size" in f]
+        if len(answers) <= before:
             raise AssertionError(f"process {self.popen.pid} did not answer stats")
-        return int(sizes[-1])
+        return answers[-1]
+
+    def ask_size(self, timeout: float = 30) -> int:
+        """The pool size in force in this process."""
+        return int(self.ask_stats(timeout)["size"])
+
+    def ask_leader(self, timeout: float = 30) -> bool:
+        """Whether this process does the upkeep, as it says now."""
+        return bool(self.ask_stats(timeout)["leader"])
+
+    @property
+    def token(self) -> str:
+        """Its process token on the engine (its presence and hands carry it)."""
+        return str(next(f["started"] for f in self.facts if "started" in f))
 
     def stderr(self) -> str:
         self._err.seek(0)

@@ -73,8 +73,7 @@ def test_reserved_member_is_claimable_only_by_its_session() -> None:
         pytest.param("running", "starting", "fp", State.WARMING, [m.Notify], id="warming-followed"),
         pytest.param("running", "healthy", "old", State.RETIRING, [m.Remove, m.Notify], id="old-spec"),
         pytest.param("running", "unhealthy", "fp", State.RETIRING, [m.Remove, m.Notify], id="unhealthy"),
-        pytest.param("created", None, "fp", State.STARTING, [m.Notify], id="being-started"),
-        pytest.param("created", None, "old", State.RETIRING, [m.Remove, m.Notify], id="created-old-spec"),
+        pytest.param("created", None, "fp", State.RETIRING, [m.Remove, m.Notify], id="never-started"),
         pytest.param("exited", None, "fp", State.RETIRING, [m.Remove, m.Notify], id="exited"),
         pytest.param("paused", "healthy", "fp", State.RETIRING, [m.Remove, m.Notify], id="paused"),
     ],
@@ -94,3 +93,30 @@ def test_discover(
     )
     assert member.state is state and member.name == NAME and member.container_id == CID
     assert [type(e) for e in done] == effects
+
+
+@pytest.mark.parametrize(
+    ("status", "fingerprint", "state"),
+    [
+        pytest.param("created", "fp", State.STARTING, id="being-started-by-the-leader"),
+        pytest.param("created", "old", State.RETIRING, id="created-of-an-old-spec"),
+        pytest.param("exited", "fp", State.RETIRING, id="exited"),
+    ],
+)
+def test_discover_without_the_upkeep(status: str, fingerprint: str, state: State) -> None:
+    """A follower (which removes nothing) follows a member it lists between its create and
+    its start to ready: the leader's refill on its way; it used to retire it for good."""
+    member, _ = m.discover(
+        m.MemberKey("abc123"),
+        CID,
+        m.Observed(status, None, "/" + NAME),
+        needs_health=True,
+        fingerprint=fingerprint,
+        current="fp",
+        now=5.0,
+        upkeep=False,
+    )
+    assert member.state is state
+    if state is State.STARTING:
+        moved, _ = m.transition(member, m.Started())
+        assert moved.state is State.WARMING

@@ -89,13 +89,17 @@ def discover(
     now: float,
     probed: bool = False,
     warms: bool = False,
+    upkeep: bool = True,
 ) -> tuple[Member, Effects]:
     """The record of a container this process did not create, from what the engine showed.
 
     A healthy member of the current spec is adopted as ready (warmed again first if the spec
     has a warm-up: whoever made it may have died before its warm-up ended), one still warming
-    as warming, one created but not started yet as starting (its start event follows);
-    anything else (another spec, exited, paused, unhealthy) is retired. A
+    as warming; anything else (another spec, never started, exited, paused, unhealthy) is
+    retired. Except by a process that does not do the `upkeep`: it cannot remove anything, and
+    a member created but not started yet is the leader's refill on its way (its start event
+    follows), so it follows it as starting (if it never starts, the upkeep retires it once it
+    is not ready within ready_timeout). A
     retiring member is removed only by the upkeep leader and only while holding its lock, so
     a cold start in flight elsewhere (it holds its member's lock from before its create) is
     never removed by this.
@@ -122,9 +126,7 @@ def discover(
         return moved_to(member, State.READY, Notify("member_ready", "adopted"))
     elif seen.status == "running" and seen.health == "starting":
         return moved_to(member, State.WARMING, Notify("member_started", "discovered"))
-    elif seen.status == "created":
-        # another process is starting it; if that process died first, the upkeep retires it
-        # once it is not ready within ready_timeout
+    elif seen.status == "created" and not upkeep:
         return moved_to(member, State.STARTING, Notify("member_creating", "discovered"))
     else:
         why = f"found {seen.status}/{seen.health}"

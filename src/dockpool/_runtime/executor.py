@@ -52,7 +52,7 @@ class Executor:
         backoff: Backoff,
         may_upkeep: Callable[[], bool],
         timeouts: Timeouts,
-        present: Callable[[], bool],
+        present: Callable[[float], bool],
     ) -> None:
         self.state = state
         self.api = api
@@ -60,7 +60,8 @@ class Executor:
         self.backoff = backoff
         self.may_upkeep = may_upkeep
         self.timeouts = timeouts
-        self.peers_present = present  # this process's presence runs (peers.py)
+        #: waits at most N s for this process's presence to run (peers.py)
+        self.peers_present = present
         self.doubts = Doubts(api, state.name)  # claims the engine did not answer (doubts.py)
         self.capacity = Capacity(api, locks, state.name)
         self.prober = Prober(state, api, self.apply)
@@ -143,6 +144,7 @@ class Executor:
                 fingerprint=view.labels.get(SPEC_LABEL, ""),
                 current=state.fingerprint,
                 now=state.clock(),
+                upkeep=self.may_upkeep(),
             )
         if view.labels.get(ORIGIN_LABEL) == "cold":
             self.claim_seen(False)  # another process's cold start: a miss there

@@ -76,7 +76,7 @@ def rename(
     try:
         if cancel is not None and cancel.is_set():
             return m.ClaimFailed("cancelled"), {}
-        if hand.lost or not ex.peers_present():
+        if hand.lost or not ex.peers_present(ex.timeouts.rejoin_wait):
             return m.ClaimFailed("its lock is no longer held (this process is rejoining)"), {}
         known = ex.prober.ports_of(member)
         lock = hand  # (bound for the guard below)

@@ -67,13 +67,16 @@ class Locks:
         pool: str,
         token: str,
         image: Callable[[], tuple[str, dict[str, str]]],
-        present: Callable[[], bool],
+        present: Callable[[float], bool],
+        rejoin_wait: float,
     ) -> None:
         self._api = api
         self._pool = pool
         self._token = token
         self._image = image
-        self._present = present  # this process's presence runs: only then may locks be taken
+        #: waits at most N s for this process's presence to run: only then may it take locks
+        self._present = present
+        self._rejoin_wait = rejoin_wait
         self._mutex = threading.Lock()
         self._hands: dict[ContainerId, Hand] = {}  # every hand this process made, not lost
         self._free: list[Hand] = []
@@ -88,10 +91,11 @@ class Locks:
 
     def acquire(self, member_name: str) -> Hand | None:
         """Hold `member_name`'s lock; None if another holder has it. Raises DockerError (also
-        while this process has no presence on the engine: it takes no lock then)."""
+        if this process has no presence on the engine, after waiting a little for its rejoin:
+        it takes no lock without one)."""
         target = lock_name(member_name)
         for _ in range(3):
-            if not self._present():
+            if not self._present(self._rejoin_wait):
                 raise DockerError(
                     f"pool {self._pool}: this process has no presence on the engine (rejoining); "
                     "it takes no lock until it is back"
@@ -173,7 +177,7 @@ class Locks:
     def take(self, member_name: str) -> Hand | None:
         """The hand holding `member_name`'s lock ahead, now the caller's to release; or None
         (also while this process has no presence: its locks are not used then)."""
-        if not self._present():
+        if not self._present(0.0):
             return None
         with self._mutex:
             hand = self._held.pop(member_name, None)

@@ -94,9 +94,9 @@ class Runtime:
             on_lead=on_lead,
             resync_in=state.resync_soon,
         )
-        locks = Locks(api, config.name, token, image, present=lambda: peers.present)
+        locks = Locks(api, config.name, token, image, peers.wait_present, timeouts.rejoin_wait)
         executor = Executor(
-            state, api, locks, backoff, may_upkeep, timeouts, present=lambda: peers.present
+            state, api, locks, backoff, may_upkeep, timeouts, present=peers.wait_present
         )
         upkeep = Upkeep(state, executor, may_upkeep)
         executor.refill = upkeep.top_up

@@ -1,0 +1,7 @@
+"""`python -m tests.chaos`: see the package's docstring."""
+
+import sys
+
+from tests.chaos.run import main
+
+sys.exit(main())
