@@ -33,7 +33,7 @@ def kinds(dockerd: bool) -> list[Kind]:
         ("presence killed", 1, lambda w: _on_book(w, "presence", _api(w).kill)),
         ("presence stopped", 1, lambda w: _on_book(w, "presence", lambda i: _api(w).stop(i, timeout=0))),
         ("presence removed", 0.5, lambda w: _on_book(w, "presence", lambda i: _api(w).remove_container(i, force=True))),
-        ("hand removed", 1, lambda w: _on_book(w, "hand", lambda i: _api(w).remove_container(i, force=True))),
+        ("hand removed", 1, _remove_hand),
         ("prune", 1, _prune),
         ("attach cut", 1, lambda w: w.proxy.cut("attach")),
         ("events cut", 1, lambda w: w.proxy.cut("events")),
@@ -91,10 +91,19 @@ def _touch(w: World, name: str, act: Callable[..., Any], **options: Any) -> None
     w.touched[cid] = name
 
 
+def _remove_hand(w: World) -> None:
+    rows = sorted((c for c in w.labelled() if c.role == "hand"), key=lambda c: c.id)
+    if rows:
+        hand = w.rng.choice(rows)
+        w.cap_revoked += hand.name.endswith("-cap-lock")
+        w.client.api.remove_container(hand.id, force=True)
+
+
 def _prune(w: World) -> None:
     """`docker container prune` of the pool's stopped containers: hands, dead presences and
     members; also claimed sandboxes and containers renamed by others that a dockerd restart
     stopped: those are this script's doing, remembered as such."""
+    w.cap_revoked += any(c.name.endswith("-cap-lock") for c in w.labelled())
     done = w.client.api.prune_containers(filters={"label": f"dockpool.pool={w.name}"})
     w.pruned.update(done.get("ContainersDeleted") or [])
 

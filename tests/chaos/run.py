@@ -107,7 +107,8 @@ def _report(
         f"({sum(bool(s.lease and s.lease.get('from_pool')) for s in sessions)} from the pool, "
         f"{sum(s.recovered and s.lease is not None for s in sessions)} recovered after a "
         f"SIGKILL), {sum(s.error is not None for s in sessions)} refused; "
-        f"peak unclaimed members {sampler.peak_held if sampler else 0} (cap {CAP})"
+        f"peak unclaimed members {sampler.peak_unclaimed if sampler else 0} (cap {CAP}; "
+        f"capacity lock revoked by this script {w.cap_revoked}x)"
     )
     creates = w.events.creates
     per = creates / len(sessions) if sessions else 0.0

@@ -131,6 +131,7 @@ class World:
         self.step = 0
         self.touched: dict[str, str] = {}  # id -> the member name this script removed/renamed
         self.pruned: set[str] = set()  # ids this script's prunes removed
+        self.cap_revoked = 0  # times this script removed the hand holding the capacity lock
         self.own_hits: set[str] = set()  # leases lost to this script's own stale view
         self.raced = 0  # renames by others made while the pool held that member's lock
         self.counts: dict[str, int] = {}

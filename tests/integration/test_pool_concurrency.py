@@ -73,6 +73,13 @@ class Sampler:
         return max(map(len, self.samples), default=0)
 
     @property
+    def peak_unclaimed(self) -> int:
+        """Most unclaimed members (named in the pool's range) seen at once: what
+        max_containers caps across processes."""
+        prefix = f"dockpool-{self.pool_name}-"
+        return max((sum(n.startswith(prefix) for n, _ in rows) for rows in self.samples), default=0)
+
+    @property
     def peak_held(self) -> int:
         """Most containers seen at once that the pool's cap must count (a lower bound of it):
         members, and session-named containers not started or still starting (cold starts in

@@ -6,6 +6,8 @@ process's own table lets N processes overshoot the cap together. So every create
 happens under the pool's capacity lock (a member-style lock on the name `<pool>-cap`, see
 locks.py), after counting the pool's unclaimed members on the engine itself, in one list
 request. Creates in flight elsewhere are finished (and listed) by the time the lock is free.
+A hand removed by someone while it holds this lock (a prune in that moment) lets one more
+create through; the cap is then exceeded by one until a member leaves.
 """
 
 from __future__ import annotations
