@@ -222,3 +222,21 @@ def test_a_presence_whose_create_answer_was_lost_is_replaced_at_the_rejoin(
     assert wait_for(lambda: pool.leader)
     pool.close(timeout=5)
     assert presences(docker) == []
+
+
+def test_the_last_process_removes_a_member_whose_lock_a_dead_process_held(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A process SIGKILLed while it held a member's lock (mid-claim, or its cold start's): the
+    last process's sweep frees the dead process's hands first, then removes the member (it
+    used to try the removal once, find the lock held, and leave the member behind)."""
+    a = make_pool(1)
+    a.wait_until_full(timeout=5)
+    b = make_pool(1)
+    b.wait_until_full(timeout=5)
+    (member,) = members(docker)
+    assert b._rt is not None and b._rt.locks.acquire(member.name) is not None
+    own.sigkill(make_pool, docker, b)
+    a.close(timeout=5)
+    assert members(docker) == []
+    assert hands(docker) == []

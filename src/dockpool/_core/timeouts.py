@@ -21,13 +21,16 @@ class Timeouts:
     - `peer_grace`: a process whose presence container ended may still be alive (someone
       killed only its presence, or its attach connection dropped) and in the middle of a
       claim; its locks (hands) are left alone this long after another process first saw it
-      gone. It notices at once, stops using its locks and rejoins, well within this.
+      gone. It notices at once, stops using its locks and rejoins, well within this. (Should
+      it not, a claim of it whose lock was freed meanwhile hands nothing out: handover.py.)
+      A process that died holding a lock keeps it this long: claims pass the member by,
+      creates wait for the capacity lock.
     - `rejoin_wait`: a claim made while its own process has no presence on the engine (it is
       rejoining) waits this long for the rejoin before it fails.
     - `resolve`: a call whose answer was lost (the connection broke after the engine acted)
       is resolved by asking the engine what became of it, for at most this long.
     """
 
-    peer_grace: float = attrs.field(default=10.0, validator=_non_negative)
+    peer_grace: float = attrs.field(default=5.0, validator=_non_negative)
     rejoin_wait: float = attrs.field(default=5.0, validator=_non_negative)
     resolve: float = attrs.field(default=5.0, validator=_non_negative)

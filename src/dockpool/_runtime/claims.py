@@ -249,7 +249,12 @@ def _claim_cold(
     lease = _lease(member, session, ports, False, started)
     if outcome is None or not _handed_over(ex, member, outcome, lease):
         ex.apply(key, m.RetireRequested("cold start abandoned"))
-        raise ClaimError(f"claim {session!r} (cold start): {outcome}")
+        why = "it died during its claim"
+        if isinstance(outcome, m.ClaimFailed):
+            why = outcome.reason
+        elif outcome is None:
+            why = "it was no longer claimable"
+        raise ClaimError(f"claim {session!r} (cold start): {why}")
     with state.lock:
         state.counters.misses += 1
     logger.info("claim {}: cold start in {:.2f} s (pool empty)", session, lease.seconds)

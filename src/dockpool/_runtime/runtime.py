@@ -10,6 +10,7 @@ stream). `close` takes them down in the order that loses nothing.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 
@@ -36,6 +37,9 @@ from dockpool._runtime.peers import Peers
 from dockpool._runtime.reconciler import Reconciler
 from dockpool._runtime.state import Lifecycle, PoolState, Recipe
 from dockpool._runtime.upkeep import Upkeep
+
+#: Seconds between the final sweep's retries of removals that found a lock held.
+_SWEEP_RETRY = 2.0
 
 
 @attrs.define
@@ -279,9 +283,12 @@ class Runtime:
         return ok
 
     def _sweep(self, left: Callable[[], float]) -> None:
-        """The last process: retire every unclaimed member, known or not, and wait for them."""
+        """The last process: free what gone processes left (their hands may hold the locks
+        that removals need), then retire every unclaimed member, known or not, and wait for
+        them (a removal that found a lock held is tried again)."""
         state = self.state
         self.sweeping = True
+        self._final_housekeeping(left)
         try:
             views = self.api.list({POOL_LABEL: state.name, ROLE_LABEL: "member"})
             views += [  # members of runs before roles were labelled
@@ -297,17 +304,29 @@ class Runtime:
         with state.lock:
             members = [mem for mem in state.table if mem.state is not m.State.CLAIMING]
         self.upkeep.retire(members, "close")
-        with state.lock:  # removals run on the remove workers, each holding the member's lock
-            state.changed.wait_for(
-                lambda: all(mem.state is m.State.CLAIMING for mem in state.table),
-                timeout=left(),
-            )
-        try:  # what gone processes left (their hands, dead presences), before a resync did;
-            views = self.api.list({POOL_LABEL: state.name})  # a process seen gone only just
-            wait = min(self.peers.grace_left(views), left())  # now may be alive, rejoining:
-            if wait > 0:  # its locks wait out the grace (peers.py), within close's timeout
-                with state.lock:
-                    state.changed.wait(wait)
+        while True:  # removals run on the remove workers, each holding the member's lock
+            with state.lock:
+                done = state.changed.wait_for(
+                    lambda: all(mem.state is m.State.CLAIMING for mem in state.table),
+                    timeout=min(_SWEEP_RETRY, left()),
+                )
+                retiring = [mem for mem in state.table if mem.state is m.State.RETIRING]
+            if done or left() <= 0:
+                return
+            for mem in retiring:  # its removal found the lock held, or failed: again
+                seen = m.Observed(status="running", health=None, name=mem.name)
+                self.executor.apply(mem.key, seen)
+
+    def _final_housekeeping(self, left: Callable[[], float]) -> None:
+        """What gone processes left (their hands, dead presences), before a resync did; a
+        process seen gone only just now may be alive, rejoining: its locks wait out the grace
+        (peers.py), within close's timeout."""
+        state = self.state
+        try:
+            views = self.api.list({POOL_LABEL: state.name})
+            wait = min(self.peers.grace_left(views), left())
+            if wait > 0:
+                threading.Event().wait(wait)
                 views = self.api.list({POOL_LABEL: state.name})
             self.upkeep.housekeep(self.api, views, self.peers.gone_owners(views), final=True)
         except DockerError as exc:
