@@ -183,3 +183,23 @@ def test_a_lost_answer_when_releasing_a_lock_is_repaired(
         )  # fmt: skip
 
     assert hands_of_b() == 1
+
+
+def test_a_lock_whose_release_failed_is_still_ours(make_pool: Any, docker: FakeDocker) -> None:
+    """Letting go of a lock failed (the engine refused the hand's rename home), so this
+    process's own hand still holds it: its next claim or removal of that member uses that
+    hand (it used to see the lock as another's, and the member as locked until a resync)."""
+    a = make_pool(1, resync_interval=60)
+    a.wait_until_full(timeout=5)
+    b = make_pool(1, resync_interval=60)
+    b.wait_until_full(timeout=5)
+    (member,) = members(docker)
+    assert wait_for(lambda: _locks(docker) == [])  # nobody holds locks ahead with two
+    assert b._rt is not None
+    hand = b._rt.locks.acquire(member.name)
+    assert hand is not None
+    docker.faults.arm("rename", "refuse", match="name=dockpool-fake-hand-")
+    b._rt.locks.release(hand)  # fails: the hand still holds the lock
+    assert _locks(docker) == [f"{member.name}-lock"]
+    lease = b.claim("s1", timeout=5)
+    assert lease.container_id == member.id and lease.from_pool

@@ -1,5 +1,5 @@
 """Reading the container spec out of `[dockpool]`: the image and what runs it, the health check,
-and dockpool's readiness probe with its warm-up steps."""
+and dockpool's readiness probe with its warm-up steps and its request at each claim."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dockpool._core.toml_reader import TomlReader
 _HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
 _READINESS_KEYS = {
     "port", "path", "interval", "timeout", "warmup", "warmup_timeout", "host", "check_at_claim",
+    "on_claim", "on_claim_timeout",
 }  # fmt: skip
 _WARMUP_KEYS = {"path", "method", "body", "env_headers"}
 
@@ -75,7 +76,7 @@ class SpecReader(TomlReader):
             key: self.get(table, raw, key, kind, None)
             for key, kind in [("path", "str"), ("interval", "number"), ("timeout", "number"),
                               ("warmup_timeout", "number"), ("host", "str"),
-                              ("check_at_claim", "bool")]
+                              ("check_at_claim", "bool"), ("on_claim_timeout", "number")]
             if key in raw
         }  # fmt: skip
         if "warmup" in raw:
@@ -83,13 +84,19 @@ class SpecReader(TomlReader):
             if not isinstance(steps, list) or not all(isinstance(x, dict) for x in steps):
                 raise self.fail(table, "warmup", "must be an array of tables ([[...warmup]])")
             values["warmup"] = [self.warmup_request(step) for step in steps]
+        if "on_claim" in raw:
+            request = raw["on_claim"]
+            if not isinstance(request, dict):
+                raise self.fail(table, "on_claim", "must be a table ([...readiness.on_claim])")
+            values["on_claim"] = self.warmup_request(request, f"{table}.on_claim")
         try:
             return Readiness(port=port, **values)
         except ValueError as exc:
             raise self.fail(table, _key_named_in(str(exc), values) or "port", str(exc)) from None
 
-    def warmup_request(self, raw: Mapping[str, Any]) -> WarmUpRequest:
-        table = "dockpool.readiness.warmup"
+    def warmup_request(
+        self, raw: Mapping[str, Any], table: str = "dockpool.readiness.warmup"
+    ) -> WarmUpRequest:
         self.check_keys(table, raw, _WARMUP_KEYS)
         path = self.get(table, raw, "path", "str", None)
         if path is None:

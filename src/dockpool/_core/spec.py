@@ -99,7 +99,8 @@ _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 @attrs.frozen
 class WarmUpRequest:
-    """One request of a member's warm-up: <method> to its readiness port, at `path`.
+    """One request of a member's warm-up (or its claim's: `Readiness.on_claim`): <method> to
+    its readiness port, at `path`.
 
     `body` is JSON text, sent as application/json. `env_headers` maps a header to the name of
     one of the member's environment variables, whose value the header carries (a per-member
@@ -152,6 +153,14 @@ class Readiness:
     member is replaced (with back-off, as a member that dies while warming). With a warm-up,
     only the probe makes a member ready, never Docker's "healthy". A member adopted from an
     earlier process is warmed again, so the requests must be safe to repeat.
+
+    `on_claim`: a request sent to the member at each claim, before its rename: it delivers
+    what the session needs from its first moment (its identity: keys, secrets; an agent
+    server started dormant takes them with `POST /api/init`), so that no waiting member holds
+    anything of a session. The claim's `payload` is its body (without one, the request's own
+    `body`). It must answer 2xx within `on_claim_timeout` seconds; otherwise the member is
+    discarded (never handed out, never back in the pool: it may hold part of that identity)
+    and the claim goes on to the next member, or to a cold start.
     """
 
     port: int
@@ -162,6 +171,8 @@ class Readiness:
     warmup_timeout: float = 60.0
     host: str | None = None
     check_at_claim: bool = False
+    on_claim: WarmUpRequest | None = None
+    on_claim_timeout: float = 10.0
 
     def __attrs_post_init__(self) -> None:
         if self.host is not None and (not self.host or any(c in self.host for c in "/ ")):
@@ -170,12 +181,14 @@ class Readiness:
             raise ValueError(f"readiness port {self.port} is not in 1..65535")
         if not self.path.startswith("/"):
             raise ValueError(f"readiness path {self.path!r} must start with /")
-        for name in ("interval", "timeout", "warmup_timeout"):
+        for name in ("interval", "timeout", "warmup_timeout", "on_claim_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"readiness {name} must be > 0 seconds")
         for step in self.warmup:
             if not isinstance(step, WarmUpRequest):
                 raise ValueError(f"readiness warmup: {step!r} is not a WarmUpRequest")
+        if self.on_claim is not None and not isinstance(self.on_claim, WarmUpRequest):
+            raise ValueError(f"readiness on_claim: {self.on_claim!r} is not a WarmUpRequest")
 
 
 #: Docker API version from which a health check's `start_interval` is honoured (Engine 25).
@@ -241,7 +254,8 @@ class ContainerSpec:
         """
         data = self.canonical(image_id)
         if data["readiness"] is not None:  # what a claim does, not what a member is made of
-            del data["readiness"]["check_at_claim"]
+            for key in ("check_at_claim", "on_claim", "on_claim_timeout"):
+                del data["readiness"][key]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

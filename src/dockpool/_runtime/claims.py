@@ -80,10 +80,11 @@ def _claim_member(
     cancel: threading.Event | None,
     hand: Hand | None = None,
     left: m.Effects | None = None,
+    payload: str | None = None,
 ) -> tuple[m.Event | None, dict[int, int]]:
     """Ask the machine for `member`'s claim and carry it out; the outcome event and ports
     (None: the member was not claimable any more, nothing was done). `left`: the effects of
-    a ClaimRequested the caller already applied."""
+    a ClaimRequested the caller already applied; `payload`: the on-claim request's body."""
     if left is None:
         left = ex.apply(member.key, m.ClaimRequested(session))
     if not any(isinstance(e, m.Rename) for e in left):
@@ -92,14 +93,18 @@ def _claim_member(
         return None, {}
     claiming = ex.state.table.get(member.key) or member
     try:
-        outcome, ports = handover.rename(ex, claiming, session, cancel, hand)
+        outcome, ports = handover.rename(ex, claiming, session, cancel, hand, payload)
     except NameConflictError as exc:
         raise NameInUseError(f"claim {session!r}: the name is already in use") from exc
     return outcome, dict(ports)
 
 
 def claim_from_pool(
-    ex: Executor, session: str, started: float, cancel: threading.Event | None = None
+    ex: Executor,
+    session: str,
+    started: float,
+    cancel: threading.Event | None = None,
+    payload: str | None = None,
 ) -> Lease | None:
     """Hand over a ready member renamed to `session`; None when the pool has none."""
     state = ex.state
@@ -125,7 +130,7 @@ def claim_from_pool(
             return None
         tried.add(member.key)
         left = ex.follow(moved, request)
-        outcome, ports = _claim_member(ex, member, session, cancel, left=left)
+        outcome, ports = _claim_member(ex, member, session, cancel, left=left, payload=payload)
         if outcome is None:
             continue
         lease = _lease(member, session, ports, True, started)
@@ -156,7 +161,12 @@ def _handed_over(ex: Executor, member: m.Member, outcome: m.Event, lease: Lease)
 
 
 def cold_start(
-    ex: Executor, session: str, started: float, timeout: float, cancel: threading.Event | None
+    ex: Executor,
+    session: str,
+    started: float,
+    timeout: float,
+    cancel: threading.Event | None,
+    payload: str | None = None,
 ) -> Lease:
     """Create, start and wait for a member reserved for `session`, then claim it."""
     state = ex.state
@@ -173,7 +183,7 @@ def cold_start(
     try:
         member = _create_within_cap(ex, key, name, session, deadline)
         member = _wait_ready(ex, member, session, deadline, cancel)
-        return _claim_cold(ex, member, session, started, cancel, hand)
+        return _claim_cold(ex, member, session, started, cancel, hand, payload)
     finally:
         ex.locks.release(hand)
 
@@ -234,6 +244,7 @@ def _claim_cold(
     started: float,
     cancel: threading.Event | None,
     hand: Hand,
+    payload: str | None,
 ) -> Lease:
     state = ex.state
     key = member.key
@@ -242,7 +253,7 @@ def _claim_cold(
         why = "the pool is closing" if state.closing else "not ready in time (or cancelled)"
         raise ClaimError(f"claim {session!r} (cold start): {why}")
     try:
-        outcome, ports = _claim_member(ex, member, session, cancel, hand)
+        outcome, ports = _claim_member(ex, member, session, cancel, hand, payload=payload)
     except NameInUseError:
         ex.apply(key, m.RetireRequested("cold start abandoned: session name in use"))
         raise

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Mapping
 
+import attrs
 from loguru import logger
 
 from dockpool._core import machine as m
@@ -48,8 +49,14 @@ def rename(
     session_name: str,
     cancel: threading.Event | None,
     hand: Hand | None = None,
+    payload: str | None = None,
 ) -> tuple[m.Event, Mapping[int, int]]:
-    """Carry out a claim's Rename: lock, rename by member name, check, unlock.
+    """Carry out a claim's Rename: lock, deliver, rename by member name, check, unlock.
+
+    Deliver: if the spec has an on-claim request (`Readiness.on_claim`), it is sent first,
+    with `payload` as its body; a member that does not take it, or that took it and then could
+    not be renamed, is discarded (it may hold part of the session's identity) and the claim
+    goes on to the next member.
 
     The check, for a member whose published ports the warm-up probe read: the engine's own
     event for the rename, applied by the reconciler (so every earlier event of the member was
@@ -78,13 +85,19 @@ def rename(
             return m.ClaimFailed("cancelled"), {}
         if hand.lost or not ex.peers_present(ex.timeouts.rejoin_wait):
             return m.ClaimFailed("its lock is no longer held (this process is rejoining)"), {}
+        delivered = ex.prober.delivers(member)
+        if delivered:
+            failure = ex.prober.deliver(member, payload)
+            if failure is not None:
+                why = f"its on-claim request failed: {failure}"
+                return m.ClaimFailed(why, alive=False), {}
         known = ex.prober.ports_of(member)
         lock = hand  # (bound for the guard below)
         waiter = ex.renames.expect(member.container_id, session_name, lambda: lock.lost)
         checked = None
         if waiter is None or known is None or ex.prober.checks_at_claim(member):
             checked = ex.prober.alongside(member)
-        failed = _rename(ex, member, session_name)
+        failed = _rename(ex, member, session_name, delivered)
         if failed is not None:
             return failed, {}
         seen = waiter is not None and waiter.wait(_EVENT_WAIT)
@@ -104,18 +117,22 @@ def rename(
             ex.removes.submit(functools.partial(_let_go, ex, hand, handed))
 
 
-def _rename(ex: Executor, member: m.Member, session: str) -> m.Event | None:
+def _rename(ex: Executor, member: m.Member, session: str, delivered: bool) -> m.Event | None:
     """Rename the member by its member name; None if the engine renamed it, else the claim's
-    failure. Raises NameConflictError if the session's name is taken."""
+    failure. Raises NameConflictError if the session's name is taken. A member that took an
+    on-claim request (`delivered`) and is not renamed is not put back: it is discarded."""
     try:
         ex.api.rename(member.name, session)
     except NameConflictError:
-        ex.apply(member.key, m.ClaimFailed("session name in use"))
+        ex.apply(member.key, m.ClaimFailed("session name in use", alive=not delivered))
         raise
     except ContainerNotFoundError:
         return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True)
     except DockerError as exc:
-        return _read_back(ex, member, session, exc)
+        failed = _read_back(ex, member, session, exc)
+        if failed is not None and delivered and isinstance(failed, m.ClaimFailed):
+            return attrs.evolve(failed, alive=False)
+        return failed
     return None
 
 

@@ -105,7 +105,7 @@ class Locks:
                 self._api.rename(hand.id, target)
             except NameConflictError:
                 self._put(hand)
-                return None
+                return self._own_stuck(target)  # None: another holder has it
             except ContainerNotFoundError:  # removed under us (prune, rm -f): the others may be
                 self.lost(hand.id)  # gone too; the resync's list tells
                 continue
@@ -117,6 +117,15 @@ class Locks:
             hand.holds = target
             return hand
         raise DockerError(f"cannot keep a hand container for pool {self._pool}")
+
+    def _own_stuck(self, target: str) -> Hand | None:
+        """A hand of ours that still holds `target` because letting go of it failed: the lock
+        is ours, so the caller gets that hand."""
+        with self._mutex:
+            hand = next((h for h in self._stuck if h.holds == target), None)
+            if hand is not None:
+                self._stuck.remove(hand)
+            return hand
 
     def _read_back(self, hand: Hand, target: str) -> bool:
         """After a rename of `hand` to `target` whose answer was lost: True if the engine did

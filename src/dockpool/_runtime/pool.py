@@ -183,17 +183,24 @@ class ContainerPool:
         """Block until the target number of members is ready; PoolTimeoutError after `timeout`."""
         self._running().wait_until_full(timeout)
 
-    def claim(self, session_name: str, *, timeout: float | None = None) -> Lease:
+    def claim(
+        self, session_name: str, *, timeout: float | None = None, payload: str | None = None
+    ) -> Lease:
         """Rename a ready member to `session_name` and hand it over; cold-start when none is ready.
 
         Thread-safe, and safe across processes sharing the pool. NameInUseError if the name is
         taken (nothing is touched then); ClaimError if neither the pool nor a cold start could
-        serve it (the message says why).
+        serve it (the message says why). `payload`: the body of the spec's on-claim request
+        (`Readiness.on_claim`) for this session, e.g. its keys, as JSON text.
         """
-        return self._claim(session_name, timeout)
+        return self._claim(session_name, timeout, payload=payload)
 
     def _claim(
-        self, session: str, timeout: float | None, cancel: threading.Event | None = None
+        self,
+        session: str,
+        timeout: float | None,
+        cancel: threading.Event | None = None,
+        payload: str | None = None,
     ) -> Lease:
         rt = self._running()
         check_name(session)
@@ -203,19 +210,19 @@ class ContainerPool:
             if lease is not None:
                 return lease
             with rt.state.claiming():  # refill creates wait for it (bounded): claims first
-                lease = claim_from_pool(rt.executor, session, started, cancel)
+                lease = claim_from_pool(rt.executor, session, started, cancel, payload)
                 if lease is None:
                     if cancel is not None and cancel.is_set():  # no cold start for one that left
                         raise ClaimError(f"claim {session!r}: cancelled")
                     wait = rt.state.config.ready_timeout if timeout is None else timeout
-                    lease = cold_start(rt.executor, session, started, wait, cancel)
+                    lease = cold_start(rt.executor, session, started, wait, cancel, payload)
         except DockpoolError as exc:
             signals.send("claim_failed", self, session=session, reason=str(exc))
             raise
         rt.autosize.claimed(hit=lease.from_pool)
         return lease
 
-    def try_claim(self, session_name: str) -> Lease | None:
+    def try_claim(self, session_name: str, *, payload: str | None = None) -> Lease | None:
         """Like `claim`, but only from the pool: None (and nothing created) when none is ready.
 
         For hosts that have a cold path of their own and want to take it themselves. Hit or
@@ -228,15 +235,18 @@ class ContainerPool:
         if lease is not None:
             return lease
         with rt.state.claiming():  # a hit holds refills back like a claim's
-            return claim_from_pool(rt.executor, session_name, time.perf_counter())
+            started = time.perf_counter()
+            return claim_from_pool(rt.executor, session_name, started, payload=payload)
 
-    async def aclaim(self, session_name: str, *, timeout: float | None = None) -> Lease:
+    async def aclaim(
+        self, session_name: str, *, timeout: float | None = None, payload: str | None = None
+    ) -> Lease:
         """`claim` for asyncio hosts: runs in a thread of its own, never blocks the event loop.
 
         If the awaiting task is cancelled, the claim stops before its rename if it can; a
         container renamed for it all the same is removed (it was never handed to anyone).
         """
-        job = functools.partial(self._claim, session_name, timeout)
+        job = functools.partial(self._claim, session_name, timeout, payload=payload)
         rt = self._running()
         return await cancellable_in_own_thread(job, f"dockpool-{self.name}-claim", rt.undelivered)
 

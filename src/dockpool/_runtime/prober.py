@@ -5,7 +5,8 @@ The machine asks for it (`Probe`) when a member enters WARMING; a short-lived th
 the member's published port once (inspect) and GETs the readiness path every `interval` until
 it answers 2xx or the member leaves WARMING (died, retired, or Docker reported it healthy
 first). Then it sends the spec's warm-up requests, if any, in order; the machine gets
-`Answered` (READY) once they all answered, or `WarmUpFailed` (replaced, with back-off).
+`Answered` (READY) once they all answered, or `WarmUpFailed` (replaced, with back-off). At a
+claim, the spec's on-claim request (`Readiness.on_claim`) goes through here too (`deliver`).
 Nothing probes a ready member: after warm-up, Docker's slow health check watches liveness; a
 claim asks the server once more (`alongside`, `check`) when the spec says `check_at_claim`, or
 when the event stream cannot vouch for the member (handover.py).
@@ -59,8 +60,10 @@ class Prober:
         self._threads: set[threading.Thread] = set()
         self._guard = threading.Lock()
         #: published ports the warm-up probe read, by member and container (they are fixed
-        #: for a container's life): the claim's check needs no inspect for these members
+        #: for a container's life): the claim's check needs no inspect for these members;
+        #: and their environment (the values an on-claim request's headers carry)
         self._ports: dict[tuple[m.MemberKey, m.ContainerId], Mapping[int, int]] = {}
+        self._envs: dict[tuple[m.MemberKey, m.ContainerId], Mapping[str, str]] = {}
 
     def _spec(self, member: m.Member) -> ContainerSpec | None:
         recipe = self.state.recipes.get(member.fingerprint)
@@ -118,6 +121,7 @@ class Prober:
                         return
                     with self._guard:
                         self._ports[(member.key, member.container_id)] = dict(ports)
+                        self._envs[(member.key, member.container_id)] = dict(view.env)
                     self.apply(member.key, m.Answered())
                     return
                 self._stop.wait(readiness.interval)
@@ -161,6 +165,41 @@ class Prober:
                 now = self.state.table.get(key)
                 if now is None or now.container_id != cid:
                     del self._ports[(key, cid)]
+                    self._envs.pop((key, cid), None)
+
+    def delivers(self, member: m.Member) -> bool:
+        """Does `member`'s spec send a request at each claim (`Readiness.on_claim`)?"""
+        spec = self._spec(member)
+        return (
+            spec is not None and spec.readiness is not None and spec.readiness.on_claim is not None
+        )
+
+    def deliver(self, member: m.Member, payload: str | None) -> str | None:
+        """Send the spec's on-claim request to `member` with `payload` as its body (else the
+        request's own); None if it answered 2xx within `on_claim_timeout`, else why not."""
+        spec = self._spec(member)
+        assert spec is not None and spec.readiness is not None and member.container_id is not None
+        readiness, request = spec.readiness, spec.readiness.on_claim
+        assert request is not None
+        with self._guard:
+            ports = self._ports.get((member.key, member.container_id))
+            env = self._envs.get((member.key, member.container_id))
+        if ports is None or env is None:  # not warmed up by this process: ask the engine once
+            try:
+                view = self.api.inspect(member.container_id)
+            except DockerError as exc:
+                return str(exc)
+            ports, env = view.ports, view.env
+        port = ports.get(readiness.port)
+        if port is None:
+            return f"port {readiness.port} is not published"
+        missing = [v for v in request.env_headers.values() if v not in env]
+        if missing:
+            return f"{request.path}: the member has no variable {missing[0]}"
+        headers = {header: env[var] for header, var in request.env_headers.items()}
+        body = request.body if payload is None else payload
+        return self.send(_host(spec), port, request.method, request.path, body, headers,
+                         readiness.on_claim_timeout)  # fmt: skip
 
     def checks_at_claim(self, member: m.Member) -> bool:
         """Does `member`'s spec ask for a GET to its server during each claim?"""

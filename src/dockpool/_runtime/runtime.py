@@ -253,17 +253,24 @@ class Runtime:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
+        phases: list[tuple[str, float]] = []
+
+        def done(phase: str) -> None:
+            phases.append((phase, timeout - left()))
+
         with state.lock:
             state.lifecycle = Lifecycle.CLOSING
             state.changed.notify_all()
         self.listener.stop(timeout=min(5.0, timeout))
         self.reconciler.stop(timeout=min(5.0, timeout))
         self.executor.prober.stop(timeout=min(2.0, timeout))
+        done("threads")
         self.ahead.set_alone(False)  # (its let-go runs on the remove workers, joined below)
         # Creates in flight land before this process leaves (queued ones are dropped: closing),
         # so whichever process leaves last sees their members and removes them. Leaving first
         # let another process sweep an engine without them, and their members were nobody's.
         ok = self.executor.creates.stop(left())
+        done("creates")
         self.peers.step_down()  # another process (if any) takes over the upkeep now; this
         try:  # one stays present (its locks its own) until its removals are done
             last = not self.peers.others_alive()
@@ -274,12 +281,20 @@ class Runtime:
             last = False
         if last:
             self._sweep(left)
+            done("sweep")
         ok = self.executor.removes.stop(left()) and ok
+        done("removes")
         self.peers.leave()
         self.locks.close()
         self.api.close()
         with state.lock:
             state.lifecycle = Lifecycle.CLOSED
+            left_over = len(state.table) if last else 0
+        if not ok or left() <= 0 or left_over:
+            logger.warning(
+                "pool {}: close ran out of its {} s ({} members left; seconds into it: {})",
+                state.name, timeout, left_over, ", ".join(f"{p} {s:.1f}" for p, s in phases),
+            )  # fmt: skip
         return ok
 
     def _sweep(self, left: Callable[[], float]) -> None:
@@ -313,6 +328,7 @@ class Runtime:
                 retiring = [mem for mem in state.table if mem.state is m.State.RETIRING]
             if done or left() <= 0:
                 return
+            self.locks.repair()  # (a lock of ours that failed to go home holds a member)
             for mem in retiring:  # its removal found the lock held, or failed: again
                 seen = m.Observed(status="running", health=None, name=mem.name)
                 self.executor.apply(mem.key, seen)
