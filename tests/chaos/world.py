@@ -201,14 +201,18 @@ class World:
                     self.sessions[fact["name"]].error = fact["error"]
 
     def cleanup(self) -> None:
-        self.events.stop()
-        for proc in self.procs:
-            proc.kill()
-        for c in self.client.containers.list(
-            all=True, filters={"label": f"{RUN_LABEL}={self.run}"}
-        ):
-            c.remove(force=True)
-        self.proxy.stop()
+        """Stop everything this run started and remove every container of the run (one list
+        request: a container gone meanwhile is no error)."""
+        try:
+            self.events.stop()
+            for proc in self.procs:
+                proc.kill()
+            api = self.client.api
+            for row in api.containers(all=True, filters={"label": f"{RUN_LABEL}={self.run}"}):
+                with contextlib.suppress(docker.errors.NotFound):
+                    api.remove_container(row["Id"], force=True)
+        finally:
+            self.proxy.stop()
 
 
 def _engine_socket() -> str:

@@ -57,7 +57,7 @@ class Sampler:
             else:
                 self.samples.append(
                     [
-                        (r["Names"][0].lstrip("/"), r["Status"])
+                        ((r.get("Names") or ["/"])[0].lstrip("/"), r.get("Status", ""))
                         for r in rows  # the pool's presence and hands are no sandboxes
                         if (r.get("Labels") or {}).get("dockpool.role", "member") == "member"
                     ]
