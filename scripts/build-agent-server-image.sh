@@ -4,7 +4,8 @@
 #   1. dockpool-trixie:latest  = `docker import` of a Debian trixie rootfs made with
 #                                debootstrap (minbase + images/agent-server/packages.txt),
 #                                from the Debian mirror this machine's apt uses
-#   2. wheels                  = `pip download` of images/agent-server/requirements.lock for
+#   2. wheels                  = `pip download` of the lock (images/agent-server/
+#                                requirements.lock, or locks/V.lock with --version V) for
 #                                CPython 3.13 / manylinux x86_64 into a cache outside the repo;
 #                                packages published only as sdists are built into (pure
 #                                Python) wheels on the host
@@ -17,15 +18,30 @@
 # cache is only topped up when something in the lock is missing from it.
 #
 # Usage:
-#   build-agent-server-image.sh           build what is missing or out of date
+#   build-agent-server-image.sh           build what is missing or out of date, from
+#                                         requirements.lock; tags its version and latest
 #   build-agent-server-image.sh --relock  re-resolve requirements.in into requirements.lock
 #                                         (with uv, installed into the cache), then build
+#   build-agent-server-image.sh --version V
+#                                         build dockpool-agent-server:V (any released version)
+#                                         from images/agent-server/locks/V.lock, made first
+#                                         when missing (uv resolves openhands-agent-server==V,
+#                                         openhands-sdk==V, openhands-tools==V). The version
+#                                         requirements.lock pins has no locks/V.lock: it is
+#                                         built from requirements.lock, as without --version.
+#                                         :latest always stays requirements.lock's version.
+#   build-agent-server-image.sh --version V --relock
+#                                         re-resolve V's lock, then build
 #   build-agent-server-image.sh --smoke   then start a container from the image, time it to
 #                                         /ready and to healthy, probe the API, remove it
+#                                         (with --version V: the image of V)
+#
+# Every version is built from the one Dockerfile, its wheels from the one wheel cache.
 #
 # Environment:
 #   DOCKPOOL_AGENT_IMAGE      repository of the image   (default dockpool-agent-server; tagged
-#                             with the openhands-agent-server version of the lock and latest)
+#                             with the openhands-agent-server version of the lock, and
+#                             latest when that lock is requirements.lock)
 #   DOCKPOOL_TRIXIE_IMAGE     tag of the base image     (default dockpool-trixie:latest)
 #   DOCKPOOL_DEBIAN_MIRROR    Debian mirror for debootstrap (default: the one apt uses here,
 #                             else http://deb.debian.org/debian)
@@ -52,14 +68,26 @@ die() { printf 'build-agent-server-image: %s\n' "$*" >&2; exit 1; }
 
 RELOCK=0
 SMOKE=0
-for arg in "$@"; do
-    case "$arg" in
+WANTED=""   # --version V; empty: the version requirements.lock pins
+while [ $# -gt 0 ]; do
+    case "$1" in
         --relock) RELOCK=1 ;;
         --smoke) SMOKE=1 ;;
+        --version)
+            [ $# -ge 2 ] || die "--version needs a version, e.g. --version 1.58.2"
+            WANTED="$2"
+            shift
+            ;;
+        --version=*) WANTED="${1#--version=}" ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
-        *) die "unknown argument '$arg' (see --help)" ;;
+        *) die "unknown argument '$1' (see --help)" ;;
     esac
+    shift
 done
+# A release number that is also a valid image tag and file name (no local "+..." part).
+if [ -n "$WANTED" ] && ! [[ "$WANTED" =~ ^[0-9]+(\.[0-9]+)*((a|b|rc|\.post|\.dev)[0-9]+)*$ ]]; then
+    die "--version '$WANTED' is not a release number like 1.58.2"
+fi
 
 t_start=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -131,12 +159,17 @@ PIP_TARGET=(--python-version "$PY_VERSION" --implementation cp
     --platform manylinux1_x86_64 --platform manylinux2010_x86_64 --platform manylinux2014_x86_64)
 for m in $(seq 5 41); do PIP_TARGET+=(--platform "manylinux_2_${m}_x86_64"); done
 
-# --- requirements.lock -------------------------------------------------------------------------
-relock() {
-    local py uvenv="$CACHE/uv-venv" out="$tmp/requirements.lock"
-    py="$(host_python)" || die "need a Python with pip on the host (set DOCKPOOL_AGENT_PYTHON)"
+# --- the lock -----------------------------------------------------------------------------------
+DEFAULT_LOCK="$SRC/requirements.lock"
+lock_version() { # lock -> the openhands-agent-server version it pins
+    sed -n 's/^openhands-agent-server==\([^ ;]*\).*/\1/p' "$1" 2>/dev/null
+}
+
+uv_bin() { # -> path of uv, installed into the cache on first use
+    local py uvenv="$CACHE/uv-venv"
     if ! "$uvenv/bin/uv" --version >/dev/null 2>&1; then
-        say "installing uv into $uvenv (pip's resolver gives up on this dependency tree)"
+        py="$(host_python)" || die "need a Python with pip on the host (set DOCKPOOL_AGENT_PYTHON)"
+        say "installing uv into $uvenv (pip's resolver gives up on this dependency tree)" >&2
         mkdir -p "$CACHE"
         "$py" -m venv --clear "$uvenv"
         if ! "$uvenv/bin/python" -m pip install --disable-pip-version-check uv \
@@ -145,37 +178,71 @@ relock() {
             die "could not install uv"
         fi
     fi
-    say "resolving $SRC/requirements.in for CPython $PY_VERSION / manylinux x86_64"
+    printf '%s\n' "$uvenv/bin/uv"
+}
+
+# Resolves the requirements input $1 into the lock $2 (for CPython $PY_VERSION / manylinux
+# x86_64); the lock's header names the input ($3) and the options that remake it ($4). The
+# lock is only rewritten when its pins changed.
+relock() { # input lock origin options
+    local in="$1" lock="$2" origin="$3" uv out="$tmp/new.lock" n
+    uv="$(uv_bin)"
+    say "resolving $origin for CPython $PY_VERSION / manylinux x86_64"
     local -a fl=()
     [ -d "$WHEELS" ] && fl=(--find-links "$WHEELS")
-    "$uvenv/bin/uv" pip compile --quiet --no-config --no-header --no-annotate \
+    if ! "$uv" pip compile --quiet --no-config --no-header --no-annotate \
         --python-version "$PY_VERSION" --python-platform x86_64-manylinux_2_28 "${fl[@]}" \
-        "$SRC/requirements.in" -o "$tmp/resolved.txt"
+        "$in" -o "$tmp/resolved.txt"; then
+        die "uv could not resolve $origin (is it a released version?)"
+    fi
     {
-        printf '# Generated by scripts/build-agent-server-image.sh --relock (uv %s) on %s\n' \
-            "$("$uvenv/bin/uv" --version | cut -d' ' -f2)" "$(date -u +%Y-%m-%d)"
-        printf '# from requirements.in, for CPython %s on manylinux x86_64. Do not edit by hand.\n' "$PY_VERSION"
+        printf '# Generated by scripts/build-agent-server-image.sh %s (uv %s) on %s\n' \
+            "$4" "$("$uv" --version | cut -d' ' -f2)" "$(date -u +%Y-%m-%d)"
+        printf '# from %s, for CPython %s on manylinux x86_64. Do not edit by hand.\n' \
+            "$origin" "$PY_VERSION"
         grep -v '^#' "$tmp/resolved.txt"
     } >"$out"
-    if cmp -s <(grep -v '^#' "$out") <(grep -v '^#' "$SRC/requirements.lock" 2>/dev/null); then
-        say "requirements.lock is unchanged ($(grep -c '==' "$out") packages)"
+    n="$(grep -c '^[^#].*==' "$out")"
+    if cmp -s <(grep -v '^#' "$out") <(grep -v '^#' "$lock" 2>/dev/null); then
+        say "${lock#"$ROOT"/} is unchanged ($n packages)"
     else
-        cp "$out" "$SRC/requirements.lock"
-        say "wrote $SRC/requirements.lock ($(grep -c '==' "$out") packages)"
+        mkdir -p "$(dirname "$lock")"
+        cp "$out" "$lock"
+        say "wrote ${lock#"$ROOT"/} ($n packages)"
     fi
 }
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/dockpool-agent-image.XXXXXX")"
-[ "$RELOCK" = 1 ] && relock
 
-LOCK="$SRC/requirements.lock"
-for f in Dockerfile agent-server-ready packages.txt requirements.lock; do
+# Which lock: requirements.lock (from requirements.in) without --version, and for the version
+# it pins; else locks/V.lock, resolved from the three packages pinned at V.
+if [ -z "$WANTED" ] || [ "$(lock_version "$DEFAULT_LOCK")" = "$WANTED" ]; then
+    LOCK="$DEFAULT_LOCK"
+    if [ "$RELOCK" = 1 ]; then
+        relock "$SRC/requirements.in" "$LOCK" requirements.in --relock
+    fi
+else
+    LOCK="$SRC/locks/$WANTED.lock"
+    if [ "$RELOCK" = 1 ] || [ ! -f "$LOCK" ]; then
+        [ -f "$LOCK" ] || say "no ${LOCK#"$ROOT"/} yet: making it"
+        printf 'openhands-%s==%s\n' agent-server "$WANTED" sdk "$WANTED" tools "$WANTED" \
+            >"$tmp/requirements.in"
+        relock "$tmp/requirements.in" "$LOCK" "openhands-{agent-server,sdk,tools}==$WANTED" \
+            "--version $WANTED --relock"
+    fi
+fi
+for f in Dockerfile agent-server-ready packages.txt; do
     [ -f "$SRC/$f" ] || die "missing $SRC/$f"
 done
-VERSION="$(sed -n 's/^openhands-agent-server==\([^ ;]*\).*/\1/p' "$LOCK")"
+[ -f "$LOCK" ] || die "missing $LOCK (--relock makes it)"
+VERSION="$(lock_version "$LOCK")"
 [ -n "$VERSION" ] || die "$LOCK pins no openhands-agent-server version"
+[ -z "$WANTED" ] || [ "$VERSION" = "$WANTED" ] ||
+    die "$LOCK pins openhands-agent-server $VERSION, not $WANTED"
 IMAGE="$REPO:$VERSION"
 LATEST="$REPO:latest"
+TAGS=("$IMAGE")
+[ "$LOCK" != "$DEFAULT_LOCK" ] || TAGS+=("$LATEST")   # latest = requirements.lock's version
 mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$SRC/packages.txt" | grep -v '^$')
 
 # --- the Debian mirror apt uses here -------------------------------------------------------
@@ -374,11 +441,15 @@ base_hash="$(
         declare -f finish_rootfs build_base
     } | sha256sum | cut -c1-32
 )"
-# The image depends on the base's inputs, this script and every file under images/agent-server.
+# The image depends on the base's inputs, this script, its lock and every other file under
+# images/agent-server (not the other versions' locks, nor requirements.in: the lock holds
+# what it says).
 image_hash="$(
     {
-        printf 'base %s\nscript %s\n' "$base_hash" "$script_sum"
-        (cd "$SRC" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+        printf 'base %s\nscript %s\nlock %s\n' "$base_hash" "$script_sum" \
+            "$(sha256sum <"$LOCK" | cut -d' ' -f1)"
+        (cd "$SRC" && find . -type f ! -path './locks/*' ! -name 'requirements.*' -print0 |
+            LC_ALL=C sort -z | xargs -0 sha256sum)
     } | sha256sum | cut -c1-32
 )"
 
@@ -392,7 +463,7 @@ size_of() {
 }
 
 if [ "$REBUILD" != 1 ] && [ "$(label_of "$IMAGE" dockpool.agent-server.inputs)" = "$image_hash" ]; then
-    if [ "$(image_id "$LATEST")" != "$(image_id "$IMAGE")" ]; then
+    if [ "${#TAGS[@]}" -gt 1 ] && [ "$(image_id "$LATEST")" != "$(image_id "$IMAGE")" ]; then
         dk tag "$IMAGE" "$LATEST"
         say "tagged $IMAGE as $LATEST"
     fi
@@ -415,7 +486,8 @@ if [ "${SMOKE_ONLY:-0}" != 1 ]; then
     # 2. wheels, into the build context
     ctx="$tmp/context"
     mkdir -p "$ctx/wheels"
-    cp "$SRC/Dockerfile" "$SRC/requirements.lock" "$SRC/agent-server-ready" "$ctx/"
+    cp "$SRC/Dockerfile" "$SRC/agent-server-ready" "$ctx/"
+    cp "$LOCK" "$ctx/requirements.lock"
     chmod 755 "$ctx/agent-server-ready"
     if ! wheels_from_cache "$ctx/wheels"; then
         fill_wheel_cache
@@ -436,7 +508,7 @@ if [ "${SMOKE_ONLY:-0}" != 1 ]; then
             --build-arg "BASE_IMAGE=$BASE_IMAGE" \
             --label "dockpool.agent-server.inputs=$image_hash" \
             --label "dockpool.agent-server.version=$VERSION" \
-            -t "$IMAGE" -t "$LATEST" "$ctx" >"$tmp/build.log" 2>&1; then
+            "${TAGS[@]/#/--tag=}" "$ctx" >"$tmp/build.log" 2>&1; then
             break
         fi
         # An engine restarted under the build (it happens on a shared engine) is worth
@@ -459,7 +531,7 @@ if [ "${SMOKE_ONLY:-0}" != 1 ]; then
     drop_venv_stage
     dk image prune -f --filter "label=dockpool.agent-server.inputs" >/dev/null 2>&1 || true
     dk image prune -f --filter "label=dockpool.trixie.inputs" >/dev/null 2>&1 || true
-    say "built $IMAGE and $LATEST (inputs $image_hash); docker build took $(since "$t_build")s"
+    say "built ${TAGS[*]} (inputs $image_hash); docker build took $(since "$t_build")s"
     say "done in $(since "$t_start")s; image $IMAGE: $(size_of "$IMAGE")"
 fi
 

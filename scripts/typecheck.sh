@@ -6,6 +6,8 @@
 #           bench_sandbox.py
 #   oh062   plugins/openhands against openhands-ai 0.62 (.venv-oh062): the shared modules,
 #           runtime_v0, v0_volumes, conftest/oh_common, tests/test_logging and tests/test_v0_*
+#   sdk     plugins/openhands against openhands-workspace/-sdk (.venv-sdk): the shared modules,
+#           sdk_spec, workspace, tests_sdk/
 # The plugin runs use .venv's mypy with `--python-executable` of the OpenHands venv, so that
 # `openhands` (which ships py.typed) resolves to the generation installed there; their settings
 # are plugins/openhands/pyproject.toml's [tool.mypy]. The venvs are made by
@@ -13,7 +15,7 @@
 # a note, except in CI (CI=true), where it is an error. Every run goes ahead even if an earlier
 # one failed; the exit status is 1 if any failed.
 #
-# Usage: scripts/typecheck.sh [core|oh1|oh062 ...]   (default: all three)
+# Usage: scripts/typecheck.sh [core|oh1|oh062|sdk ...]   (default: all four)
 # Environment:
 #   DOCKPOOL_OH_VENV_DIR  where .venv-oh1 and .venv-oh062 live (default: plugins/openhands,
 #                         else /var/cache/dockpool/openhands, the cache CI uses)
@@ -27,12 +29,12 @@ say() { printf 'typecheck: %s\n' "$*"; }
 targets=()
 for arg in "$@"; do
     case "$arg" in
-        core | oh1 | oh062) targets+=("$arg") ;;
+        core | oh1 | oh062 | sdk) targets+=("$arg") ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
-        *) say "unknown argument '$arg' (core, oh1, oh062)" >&2; exit 2 ;;
+        *) say "unknown argument '$arg' (core, oh1, oh062, sdk)" >&2; exit 2 ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(core oh1 oh062)
+[ ${#targets[@]} -gt 0 ] || targets=(core oh1 oh062 sdk)
 
 if [ ! -x "$MYPY" ]; then
     say "no $MYPY: run scripts/bootstrap.sh first" >&2
@@ -55,6 +57,18 @@ OH062_FILES=(
     tests/test_v0_spec.py
 )
 
+# The files of the SDK run (openhands-workspace, no openhands-ai).
+SDK_FILES=(
+    src/dockpool_openhands/__init__.py
+    src/dockpool_openhands/logs.py
+    src/dockpool_openhands/pool.py
+    src/dockpool_openhands/probes.py
+    src/dockpool_openhands/registry.py
+    src/dockpool_openhands/sdk_spec.py
+    src/dockpool_openhands/workspace.py
+    tests_sdk
+)
+
 venv_python() {  # venv_python <venv name>: its interpreter, or nothing
     local dir
     if [ -n "${DOCKPOOL_OH_VENV_DIR:-}" ]; then
@@ -73,14 +87,15 @@ venv_python() {  # venv_python <venv name>: its interpreter, or nothing
 # The openhands-ai versions the plugin is tested with (run-tests.sh installs exactly these).
 OH1_VERSION="$(sed -n 's/^OH1_VERSION=//p' "$PLUGIN/run-tests.sh")"
 OH062_VERSION="$(sed -n 's/^OH062_VERSION=//p' "$PLUGIN/run-tests.sh")"
+SDK_VERSION="$(sed -n 's/^SDK_VERSION=//p' "$PLUGIN/run-tests.sh")"
 
 status=0
 failed=()
 skipped=()
 
-plugin_run() {  # plugin_run <target> <venv name> <openhands-ai version> [files...]
-    local target="$1" venv="$2" version="$3" python have
-    shift 3
+plugin_run() {  # plugin_run <target> <venv name> <distribution> <version> [files...]
+    local target="$1" venv="$2" dist="$3" version="$4" python have
+    shift 4
     python="$(venv_python "$venv")"
     if [ -z "$python" ]; then
         local where="${DOCKPOOL_OH_VENV_DIR:-$PLUGIN or /var/cache/dockpool/openhands}"
@@ -94,14 +109,14 @@ plugin_run() {  # plugin_run <target> <venv name> <openhands-ai version> [files.
         fi
         return 0
     fi
-    have="$("$python" -c 'import importlib.metadata as m; print(m.version("openhands-ai"))' 2>/dev/null || true)"
+    have="$("$python" -c "import importlib.metadata as m; print(m.version('$dist'))" 2>/dev/null || true)"
     if [ "$have" != "$version" ]; then
-        say "== $target: $python has openhands-ai '${have:-none}', not $version" >&2
+        say "== $target: $python has $dist '${have:-none}', not $version" >&2
         failed+=("$target")
         status=1
         return 0
     fi
-    say "== $target: mypy plugins/openhands with $python (openhands-ai $have)"
+    say "== $target: mypy plugins/openhands with $python ($dist $have)"
     (cd "$PLUGIN" && "$MYPY" --python-executable "$python" --cache-dir ".mypy_cache/$target" "$@") \
         || { failed+=("$target"); status=1; }
 }
@@ -112,8 +127,9 @@ for target in "${targets[@]}"; do
             say "== core: mypy src tests (.venv)"
             (cd "$ROOT" && "$MYPY" src tests) || { failed+=(core); status=1; }
             ;;
-        oh1) plugin_run oh1 .venv-oh1 "$OH1_VERSION" ;;
-        oh062) plugin_run oh062 .venv-oh062 "$OH062_VERSION" "${OH062_FILES[@]}" ;;
+        oh1) plugin_run oh1 .venv-oh1 openhands-ai "$OH1_VERSION" ;;
+        oh062) plugin_run oh062 .venv-oh062 openhands-ai "$OH062_VERSION" "${OH062_FILES[@]}" ;;
+        sdk) plugin_run sdk .venv-sdk openhands-workspace "$SDK_VERSION" "${SDK_FILES[@]}" ;;
     esac
 done
 
