@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Test dockpool-openhands against both OpenHands generations, each in its own Python 3.12 venv:
+# Test dockpool-openhands against each OpenHands entry point, each in its own Python 3.12 venv:
+#   .venv-sdk    openhands-sdk/-workspace 1.58.2 (the SDK's DockerWorkspace) -> pytest tests_sdk,
+#                against the real agent server 1.58.2 (dockpool-agent-server:1.58.2)
 #   .venv-oh1    openhands-ai 1.11.0 (V1 app server)  -> pytest -m oh1
 #   .venv-oh062  openhands-ai 0.62.0 (V0 runtime)     -> pytest -m oh062
 # Idempotent: a venv is created and openhands-ai installed only when missing (pip's cache makes
@@ -7,7 +9,7 @@
 # stamp says the checkout or its pyproject files changed. Needs root and a Docker engine (it is
 # started if needed); builds the stand-in and agent-server images if they are missing.
 #
-# Usage: plugins/openhands/run-tests.sh [oh1|oh062 ...] [-- extra pytest args]
+# Usage: plugins/openhands/run-tests.sh [sdk|oh1|oh062 ...] [-- extra pytest args]
 # Environment:
 #   PYTHON312           a Python 3.12 interpreter (default: python3.12 on PATH, else pyenv's)
 #   DOCKPOOL_OH_REPO    a fetched OpenHands git repository for OpenHands' own unit tests
@@ -23,6 +25,7 @@ started=$(date +%s)
 
 OH1_VERSION=1.11.0
 OH062_VERSION=0.62.0
+SDK_VERSION=1.58.2
 
 say() { printf 'run-tests: %s\n' "$*"; }
 die() { printf 'run-tests: %s\n' "$*" >&2; exit 1; }
@@ -31,13 +34,13 @@ targets=()
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        oh1 | oh062) targets+=("$1") ;;
+        sdk | oh1 | oh062) targets+=("$1") ;;
         --) shift; extra=("$@"); break ;;
-        *) die "unknown argument '$1' (oh1, oh062, -- pytest args)" ;;
+        *) die "unknown argument '$1' (sdk, oh1, oh062, -- pytest args)" ;;
     esac
     shift
 done
-[ ${#targets[@]} -gt 0 ] || targets=(oh1 oh062)
+[ ${#targets[@]} -gt 0 ] || targets=(sdk oh1 oh062)
 
 find_python() {
     local candidate
@@ -56,17 +59,18 @@ pip_quiet=(--quiet --disable-pip-version-check)
 VENV_DIR="${DOCKPOOL_OH_VENV_DIR:-$HERE}"
 mkdir -p "$VENV_DIR"
 
-ensure_venv() {  # ensure_venv <venv name> <openhands-ai version>
-    local dir="$VENV_DIR/$1" version="$2" stamp have
+ensure_venv() {  # ensure_venv <venv name> <distribution> <version> [more requirements]
+    local dir="$VENV_DIR/$1" dist="$2" version="$3" stamp have
+    shift 3
     if [ ! -x "$dir/bin/python" ]; then
-        say "creating $1 with $("$PY" --version)"
+        say "creating $(basename "$dir") with $("$PY" --version)"
         "$PY" -m venv "$dir"
         "$dir/bin/python" -m pip install "${pip_quiet[@]}" --upgrade pip
     fi
-    have="$("$dir/bin/python" -c 'import importlib.metadata as m; print(m.version("openhands-ai"))' 2>/dev/null || true)"
+    have="$("$dir/bin/python" -c "import importlib.metadata as m; print(m.version('$dist'))" 2>/dev/null || true)"
     if [ "$have" != "$version" ]; then
-        say "installing openhands-ai==$version into $1 (minutes when pip's cache is cold)"
-        "$dir/bin/python" -m pip install "${pip_quiet[@]}" "openhands-ai==$version"
+        say "installing $dist==$version $* into $(basename "$dir") (minutes when pip's cache is cold)"
+        "$dir/bin/python" -m pip install "${pip_quiet[@]}" "$dist==$version" "$@"
     fi
     stamp="$dir/.dockpool-openhands-installed"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$ROOT" ] \
@@ -81,6 +85,10 @@ say "engine and images"
 bash "$ROOT/scripts/ensure-docker.sh" >/dev/null
 if [ "${DOCKPOOL_SKIP_IMAGES:-0}" != 1 ]; then
     bash "$ROOT/scripts/build-stub-image.sh" >/dev/null
+    if [[ " ${targets[*]} " == *" sdk "* ]]; then
+        bash "$ROOT/scripts/build-agent-server-image.sh" --version "$SDK_VERSION" \
+            || say "agent-server $SDK_VERSION image not built: the SDK tests will skip"
+    fi
     if [[ " ${targets[*]} " == *" oh1 "* ]] && [ -f "$ROOT/scripts/build-agent-server-image.sh" ]; then
         bash "$ROOT/scripts/build-agent-server-image.sh" \
             || say "agent-server image not built: the tests that need it will skip"
@@ -97,10 +105,16 @@ fi
 status=0
 for target in "${targets[@]}"; do
     case "$target" in
+        sdk)
+            ensure_venv .venv-sdk openhands-workspace "$SDK_VERSION" "openhands-sdk==$SDK_VERSION"
+            say "== pytest tests_sdk in .venv-sdk (openhands-sdk/-workspace $SDK_VERSION)"
+            (cd "$HERE" && DOCKPOOL_AGENT_IMAGE_REF="dockpool-agent-server:$SDK_VERSION" \
+                "$VENV_DIR/.venv-sdk/bin/python" -m pytest tests_sdk "${extra[@]}") || status=1
+            continue ;;
         oh1) venv=.venv-oh1; version=$OH1_VERSION ;;
         oh062) venv=.venv-oh062; version=$OH062_VERSION ;;
     esac
-    ensure_venv "$venv" "$version"
+    ensure_venv "$venv" openhands-ai "$version"
     say "== pytest -m $target in $venv (openhands-ai $version)"
     (cd "$HERE" && "$VENV_DIR/$venv/bin/python" -m pytest -m "$target" tests "${extra[@]}") \
         || status=1

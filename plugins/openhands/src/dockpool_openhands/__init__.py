@@ -1,5 +1,9 @@
 """dockpool for OpenHands: sandboxes handed over from a pool of pre-started, healthy containers.
 
+The software-agent SDK (openhands-workspace >= 1.58), a drop-in for `DockerWorkspace`:
+
+    from dockpool_openhands import PooledDockerWorkspace
+
 OpenHands 1.x (the V1 app server), one environment variable:
 
     OH_SANDBOX_KIND=dockpool_openhands.PooledDockerSandboxServiceInjector
@@ -10,8 +14,8 @@ OpenHands 0.62 (the V0 runtime), one line in OpenHands' config.toml:
     [core]
     runtime = "dockpool_openhands.PooledDockerRuntime"
 
-The two OpenHands generations cannot share one environment, so the names are resolved lazily:
-importing this package imports neither, and each name imports only its own generation's code.
+The three cannot share one environment, so the names are resolved lazily: importing this
+package imports none of them, and each name imports only its own entry point's code.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ _LAZY = {
     "PooledDockerSandboxServiceInjector": "dockpool_openhands.sandbox_injector",
     "PooledDockerSandboxService": "dockpool_openhands.sandbox_service",
     "PooledDockerRuntime": "dockpool_openhands.runtime_v0",
+    "PooledDockerWorkspace": "dockpool_openhands.workspace",
     "PoolRegistry": "dockpool_openhands.registry",
     "PoolSettings": "dockpool_openhands.pool",
     "REGISTRY": "dockpool_openhands.registry",

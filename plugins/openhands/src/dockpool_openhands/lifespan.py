@@ -41,6 +41,7 @@ class PooledAppLifespanService(OssAppLifespanService):
 
     async def __aenter__(self) -> PooledAppLifespanService:
         await super().__aenter__()  # type: ignore[no-untyped-call]
+        REGISTRY.follows_app = True  # (no SIGTERM hook of the sandbox service's: see registry)
         if self.warm_at_start:
             await warm_default_pool()
         return self

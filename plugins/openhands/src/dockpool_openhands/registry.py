@@ -6,6 +6,13 @@ of. A spec that has no pool yet gets one on first use; a pool that cannot start 
 image not on the engine yet) is retried after `RETRY_AFTER` seconds, and meanwhile every
 sandbox takes OpenHands' own cold path.
 
+Shutdown: the pools are drained by `PooledAppLifespanService` when the app stops. Without it
+(`OH_LIFESPAN_KIND` not set), uvicorn ends on SIGTERM without running `atexit`, and the warm
+members would be left running; so the sandbox service, at its first pool, chains a SIGTERM
+handler of its own to uvicorn's (`drain_on_sigterm`): the pools are drained, then uvicorn shuts
+down as it would have (a warning in the log says so). A SIGKILLed server's members are adopted
+(or removed) by the next start.
+
 Claim times: a claimed member's Docker `Created` time is the pool-fill time, and labels cannot
 change after creation, so the registry remembers when each member was claimed (container ID ->
 UTC time) for as long as the process lives. It is the sandbox's `created_at` for OpenHands.
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import signal
 import threading
 import time
 from collections.abc import Hashable, Iterator
@@ -52,6 +60,9 @@ class PoolRegistry:
         self._hooked = False
         self._headroom: int | None = None
         self._routes: dict[Hashable, SandboxPool] = {}
+        #: True when `PooledAppLifespanService` runs: it drains the pools when the app stops
+        self.follows_app = False
+        self._sigterm_hooked = False
 
     def pools(self) -> Iterator[SandboxPool]:
         with self._lock:
@@ -161,6 +172,35 @@ class PoolRegistry:
         with self._lock:
             pool = self._routes.get(request)
         return pool is not None and pool.started and pool.stats().ready == 0
+
+    def drain_on_sigterm(self, timeout: float = 15.0) -> None:
+        """Drain the pools on SIGTERM, then let the handler that was there (uvicorn's) run, when
+        nothing else drains them (no `PooledAppLifespanService`). Main thread only; once."""
+        with self._lock:
+            if self._sigterm_hooked or self.follows_app:
+                return
+            self._sigterm_hooked = True
+        if threading.current_thread() is not threading.main_thread():
+            _logger.warning("dockpool: cannot hook SIGTERM outside the main thread; set "
+                            "OH_LIFESPAN_KIND=dockpool_openhands.PooledAppLifespanService, or "
+                            "warm members outlive a SIGTERM of the server")  # fmt: skip
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: object) -> None:
+            self.close_all(timeout=timeout)
+            if callable(previous):
+                previous(signum, frame)  # type: ignore[arg-type]
+            elif previous in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.raise_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        _logger.warning(
+            "dockpool: OH_LIFESPAN_KIND is not dockpool_openhands.PooledAppLifespanService: the "
+            "pools start with the first request and are drained by a SIGTERM hook of their own "
+            "(set it, to warm at start and drain with the app's lifespan)"
+        )
 
     def close_all(self, timeout: float = 30.0) -> None:
         """Remove every unclaimed member of every pool (claimed ones keep running). Idempotent."""

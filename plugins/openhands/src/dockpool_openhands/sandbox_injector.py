@@ -158,3 +158,5 @@ async def _warm_default_pool(service: PooledDockerSandboxService) -> None:
         await service.prepare_pool()
     except Exception as exc:  # never fail a request for the pool's sake
         _logger.warning(f"dockpool: cannot start the default pool yet: {exc}")
+    if REGISTRY.has_pools():
+        REGISTRY.drain_on_sigterm()  # (nothing if the lifespan service drains them)
