@@ -67,6 +67,7 @@ SDK_FILES=(
     src/dockpool_openhands/sdk_spec.py
     src/dockpool_openhands/workspace.py
     tests_sdk
+    ../../benchmarks/sdk_workspace.py
 )
 
 venv_python() {  # venv_python <venv name>: its interpreter, or nothing
