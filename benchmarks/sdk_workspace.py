@@ -64,8 +64,9 @@ def capped_ulimit() -> None:
     setattr(stock_module, "execute_command", run)  # noqa: B010
 
 
-def first_result(kind: str, image: str, pool: int) -> dict[str, Any]:
-    """Construct a workspace of `kind`, run `echo ok`, clean up: the seconds it took."""
+def first_result(kind: str, image: str, pool: int, task: float = 0.0) -> dict[str, Any]:
+    """Construct a workspace of `kind`, run `echo ok`, hold it `task` seconds (a task's
+    work, `sleep` in the sandbox), clean up: the seconds to the first result."""
     t0 = time.perf_counter()
     if kind == "stock":
         ws: DockerWorkspace = DockerWorkspace(server_image=image, detach_logs=False)
@@ -77,6 +78,8 @@ def first_result(kind: str, image: str, pool: int) -> dict[str, Any]:
         result = ws.execute_command("echo ok")
         total = time.perf_counter() - t0
         assert result.stdout.strip() == "ok", result
+        if task > 0:
+            ws.execute_command(f"sleep {task}", timeout=task + 30)
         lease = getattr(ws, "_lease", None)
         return {
             "total": total,
@@ -117,11 +120,11 @@ def init_timer(pool: Any) -> list[float]:
     return seconds
 
 
-def worker(args: tuple[str, str, int, int]) -> list[dict[str, Any]]:
-    kind, image, pool, count = args
+def worker(args: tuple[str, str, int, int, float]) -> list[dict[str, Any]]:
+    kind, image, pool, count, task = args
     if kind == "stock":
         capped_ulimit()
-    out = [first_result(kind, image, pool) for _ in range(count)]
+    out = [first_result(kind, image, pool, task) for _ in range(count)]
     POOLS.close_all()
     return out
 
@@ -165,6 +168,13 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--pool", type=int, default=4)
+    parser.add_argument(
+        "--task",
+        type=float,
+        default=0.0,
+        help="seconds each batch workspace is held after its first result",
+    )
+    parser.add_argument("--only", choices=["sequential", "batch"], default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     client = docker.from_env()
@@ -173,9 +183,25 @@ def main() -> int:
     out: dict[str, Any] = {"engine": engine, "image": args.image}
 
     capped_ulimit()
+    pool = pooled_pool(args.image, args.pool)
+    if args.only != "batch":
+        sequential(args, pool, out)
+        pool.wait_until_full(timeout=300)
+        mem = memory(client.api, args.image, pool)
+        print(f"memory: dormant warm member {mem['dormant']:.0f} MiB, workspace in use "
+              f"{mem['in_use']:.0f} MiB; load {load()}", flush=True)  # fmt: skip
+        out["memory"] = mem
+    if args.only != "sequential":
+        batch(args, pool, out)
+    POOLS.close_all()
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def sequential(args: argparse.Namespace, pool: Any, out: dict[str, Any]) -> None:
     stock = [first_result("stock", args.image, 0)["total"] for _ in range(args.runs)]
     print(f"sequential stock: {summary(stock)}; load {load()}", flush=True)
-    pool = pooled_pool(args.image, args.pool)
     inits = init_timer(pool)
     runs = []
     for _ in range(args.runs):
@@ -191,12 +217,8 @@ def main() -> int:
     print(f"sequential: pooled p50 is {ratio:.1f} x faster than stock", flush=True)
     out.update(stock=stock, pooled=pooled, claims=claims, inits=inits, sdk=sdk)
 
-    pool.wait_until_full(timeout=300)
-    mem = memory(client.api, args.image, pool)
-    print(f"memory: dormant warm member {mem['dormant']:.0f} MiB, workspace in use "
-          f"{mem['in_use']:.0f} MiB; load {load()}", flush=True)  # fmt: skip
-    out["memory"] = mem
 
+def batch(args: argparse.Namespace, pool: Any, out: dict[str, Any]) -> None:
     share = [args.batch // args.workers + (i < args.batch % args.workers)
              for i in range(args.workers)]  # fmt: skip
     ctx = multiprocessing.get_context("spawn")
@@ -204,21 +226,21 @@ def main() -> int:
         if kind == "pooled":
             pool.wait_until_full(timeout=300)
         t0 = time.perf_counter()
-        with ctx.Pool(args.workers) as procs:
-            results = procs.map(worker, [(kind, args.image, args.pool, n) for n in share])
+        procs = ctx.Pool(args.workers)
+        jobs = [(kind, args.image, args.pool, n, args.task) for n in share]
+        results = procs.map(worker, jobs)
         wall = time.perf_counter() - t0
+        procs.close()
+        procs.join()
         flat = [r for part in results for r in part]
         warm = sum(r["warm"] for r in flat)
-        print(f"batch {kind}: {len(flat)} workspaces from {args.workers} processes in "
+        print(f"batch {kind} (tasks of {args.task:.0f} s): {len(flat)} workspaces from "
+              f"{args.workers} processes in "
               f"{wall:.1f} s; per workspace {summary([r['total'] for r in flat])}; "
               f"{warm} warm, {len(flat) - warm} cold; load {load()}", flush=True)  # fmt: skip
         out[f"batch_{kind}"] = {"wall": wall, "runs": flat}
-    print(f"batch: pooled wall time {out['batch_stock']['wall'] / out['batch_pooled']['wall']:.1f}"
-          " x better than stock")  # fmt: skip
-    POOLS.close_all()
-    if args.json is not None:
-        args.json.write_text(json.dumps(out, indent=1))
-    return 0
+    ratio = out["batch_stock"]["wall"] / out["batch_pooled"]["wall"]
+    print(f"batch: pooled wall time {ratio:.1f} x better than stock")
 
 
 if __name__ == "__main__":

@@ -159,3 +159,25 @@ def test_three_workers_share_one_pool(
         for sandbox in claimed:
             with contextlib.suppress(Exception):  # the session's sweep retries it
                 docker_api.remove_container(sandbox, force=True)
+
+
+def test_only_the_sandbox_variable_leaks_no_container(
+    docker_api: Any, servers: list[AppServer], tmp_path: Path
+) -> None:
+    """Only OH_SANDBOX_KIND set (the lifespan service forgotten): the pool starts with the
+    first request, and SIGTERM still leaves no warm member (a SIGTERM hook of the pools',
+    chained to uvicorn's; 5 were left running before), with a warning that says why."""
+    require_image(docker_api, AGENT_IMAGE)
+    pool = pool_name_for("onevar")
+    port = free_port()
+    env = app_env(tmp_path / "persistence", port, PREFIX, pool=pool, size=2, lifespan=False)
+    log = tmp_path / "app.log"
+    server = AppServer(env, port, log)
+    servers.append(server)
+    server.wait_up()
+    with httpx.Client(base_url=server.url, timeout=120) as http:
+        assert http.get("/api/v1/sandboxes/search").status_code == 200  # the first injection
+        wait_warm(docker_api, pool, 2, timeout=240)
+    assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+    assert warm(docker_api, pool) == [], "SIGTERM left warm members behind"
+    assert "drained by a SIGTERM hook" in log.read_text()

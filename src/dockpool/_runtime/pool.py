@@ -49,6 +49,7 @@ from dockpool._runtime.reload import apply_config, describe
 from dockpool._runtime.runtime import Runtime
 from dockpool._runtime.state import Lifecycle
 from dockpool._runtime.status import process_status
+from dockpool._runtime.warming import claim_warming
 from dockpool._runtime.workers import cancellable_in_own_thread
 
 
@@ -211,11 +212,14 @@ class ContainerPool:
                 return lease
             with rt.state.claiming():  # refill creates wait for it (bounded): claims first
                 lease = claim_from_pool(rt.executor, session, started, cancel, payload)
+                wait = rt.state.config.ready_timeout if timeout is None else timeout
+                if lease is None:  # a member already warming is ready before a cold start
+                    lease = claim_warming(rt.executor, session, started, wait, cancel, payload)
                 if lease is None:
                     if cancel is not None and cancel.is_set():  # no cold start for one that left
                         raise ClaimError(f"claim {session!r}: cancelled")
-                    wait = rt.state.config.ready_timeout if timeout is None else timeout
-                    lease = cold_start(rt.executor, session, started, wait, cancel, payload)
+                    left = max(1.0, wait - (time.perf_counter() - started))
+                    lease = cold_start(rt.executor, session, started, left, cancel, payload)
         except DockpoolError as exc:
             signals.send("claim_failed", self, session=session, reason=str(exc))
             raise

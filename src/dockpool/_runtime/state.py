@@ -98,6 +98,8 @@ class PoolState:
         #: after a claim, refill creates also wait until this time.monotonic() (refill_hold)
         self.hold_until = 0.0
         self.warmup = 0.0  # seconds from create to ready, recently (AutoSize keeps it)
+        #: claims waiting for a warming member rather than cold-starting (warming.py)
+        self.warming_waiters = 0
 
     @property
     def name(self) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import multiprocessing
 import os
 import secrets
 import signal
@@ -187,8 +188,13 @@ class Pools:
 
 def _exit_on_sigterm() -> None:
     """A program that did not set a SIGTERM handler ends on SIGTERM without running `atexit`:
-    make that signal a normal exit (status 143), so the pools are left as on Ctrl-C."""
+    make that signal a normal exit (status 143), so the pools are left as on Ctrl-C. Not in a
+    `multiprocessing` child: its pool ends its workers with SIGTERM and expects them to die on
+    the spot (one that exits holding the pool's queue lock hangs the others); a worker's
+    presence ends with it, and the program's other processes clean up after it."""
     if threading.current_thread() is not threading.main_thread():
+        return
+    if multiprocessing.parent_process() is not None:
         return
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
