@@ -58,6 +58,10 @@ test = ["CMD", "stub-check"]
 interval = 0.2
 timeout = 1.0
 retries = 1
+
+[dockpool.readiness]
+port = 8000
+path = "/ready"
 """
 
 

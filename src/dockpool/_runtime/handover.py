@@ -41,6 +41,9 @@ from dockpool._runtime.renames import Waiter
 #: How long a claim waits for its rename's event before it checks the member the slow way
 #: (the event is logged before the rename's answer is sent: it normally comes with it).
 _EVENT_WAIT = 0.5
+#: ... and, after a check of its own, for the event to tell whether its lock held (else the
+#: hand is read back).
+_LATE_EVENT = 0.05
 
 
 def rename(
@@ -100,13 +103,15 @@ def rename(
         failed = _rename(ex, member, session_name, delivered)
         if failed is not None:
             return failed, {}
-        seen = waiter is not None and waiter.wait(_EVENT_WAIT)
-        if checked is not None:
+        if checked is not None:  # the check's call first: the event arrives meanwhile
             outcome = checked()
-        elif seen and known is not None:
-            outcome = (m.ClaimSucceeded(alive=True), known)  # the machine knows if it died
+            seen = waiter is not None and waiter.wait(_LATE_EVENT)
         else:
-            outcome = ex.prober.check(member)
+            seen = waiter is not None and waiter.wait(_EVENT_WAIT)
+            if seen and known is not None:
+                outcome = (m.ClaimSucceeded(alive=True), known)  # the machine knows if it died
+            else:
+                outcome = ex.prober.check(member)
         if _lock_was_lost(ex, hand, waiter if seen else None):
             _in_doubt(ex, member, session_name, waiter if seen else None)
         handed = isinstance(outcome[0], m.ClaimSucceeded) and outcome[0].alive
