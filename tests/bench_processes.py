@@ -55,7 +55,7 @@ max_containers = {cap}
 
 [dockpool.healthcheck]
 test = ["CMD", "stub-check"]
-interval = 0.2
+interval = 30
 timeout = 1.0
 retries = 1
 
@@ -99,19 +99,13 @@ class Bench:
             self.procs.append(proc)
 
     def warm(self) -> None:
+        """Wait until every process sees the pool's members ready (its readiness probe
+        answered; Docker's slow health check does not decide)."""
         deadline = time.monotonic() + 120
-        prefix = f"dockpool-{self.name}-"
         while time.monotonic() < deadline:
-            rows = self.client.api.containers(filters={"label": f"dockpool.pool={self.name}"})
-            healthy = [
-                r for r in rows
-                if r["Names"][0].lstrip("/").startswith(prefix)
-                and (r.get("Labels") or {}).get("dockpool.role") == "member"
-                and "(healthy)" in r.get("Status", "")
-            ]  # fmt: skip
-            if len(healthy) >= self.size:
+            if all(p.ask_stats()["stats"]["ready"] >= self.size for p in self.procs):
                 return
-            time.sleep(0.05)
+            time.sleep(0.1)
         rows = self.client.api.containers(all=True, filters={"label": f"dockpool.pool={self.name}"})
         seen = [(r["Names"][0], r["Status"]) for r in rows]
         raise RuntimeError(f"the pool did not fill: {seen}; {[p.facts[-5:] for p in self.procs]}")

@@ -18,12 +18,9 @@ as a real engine would report them. It models dockerd's quirks, not an idealised
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
-
-import attrs
 
 from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core.errors import (
@@ -34,28 +31,15 @@ from dockpool._core.errors import (
     ImageNotFoundError,
     NameConflictError,
 )
-from dockpool._core.events import ContainerEvent
 from dockpool._core.machine import ContainerId
 from dockpool._core.spec import ContainerSpec
+from tests.fake_engine import FakeContainer, FakeEngine
 from tests.fake_events import FakeEventSource
 from tests.faults import FaultPlan
 
 __all__ = ["FakeAttach", "FakeContainer", "FakeDocker", "FakeEventSource", "wait_for"]
 
 T = TypeVar("T")
-
-
-@attrs.define
-class FakeContainer:
-    id: ContainerId
-    name: str
-    labels: dict[str, str]
-    has_health: bool
-    status: str = "created"
-    health: str | None = None
-    ports: dict[int, int] = attrs.Factory(dict)
-    env: dict[str, str] = attrs.Factory(dict)
-    created: float = attrs.Factory(time.time)
 
 
 class FakeAttach:
@@ -69,14 +53,12 @@ class FakeAttach:
         self.docker.stop_presence(self.cid)
 
 
-class FakeDocker:
+class FakeDocker(FakeEngine):
     """Just enough of the Docker engine for the pool, with knobs for failures."""
 
     def __init__(self, events: FakeEventSource, *, auto_healthy: bool = True) -> None:
-        self.events = events
-        self.subscribers: list[FakeEventSource] = [events]  # one stream per pool "process"
+        super().__init__(events)
         self.auto_healthy = auto_healthy
-        self.containers: dict[ContainerId, FakeContainer] = {}
         self.images = {"img:1": "sha256:" + "1" * 64}
         self.faults = FaultPlan()
         self.fail_start: str | None = None
@@ -88,7 +70,6 @@ class FakeDocker:
         self.max_total = 0
         self._ids = itertools.count(1)
         self._ports: Iterator[int] = itertools.count(40000)
-        self._lock = threading.RLock()
         self.version = (1, 41)
         #: called with the container's old name at the start of every rename (tests race here)
         self.on_rename: Callable[[str, str], None] = lambda old, new: None
@@ -104,72 +85,6 @@ class FakeDocker:
     @property
     def api_version(self) -> tuple[int, int]:
         return self.version
-
-    # -- knobs for tests --------------------------------------------------------------------
-
-    def emit(
-        self, c: FakeContainer, action: str, old_name: str | None = None, **attrs_: str
-    ) -> None:
-        event = ContainerEvent(
-            container_id=c.id,
-            action=action,
-            name=c.name,
-            labels=dict(c.labels),
-            time_nano=time.time_ns(),
-            exit_code=int(attrs_["exitCode"]) if "exitCode" in attrs_ else None,
-            old_name=old_name,
-        )
-        for source in self.subscribers:
-            source.push(event)
-
-    def kill(self, cid: ContainerId, code: int = 137) -> None:
-        with self._lock:
-            c = self.containers[cid]
-            c.status, c.health = "exited", c.health and "unhealthy"
-        self.emit(c, "die", exitCode=str(code))
-
-    def set_health(self, cid: ContainerId, health: str) -> None:
-        with self._lock:
-            c = self.containers[cid]
-            c.health = health
-        self.emit(c, f"health_status: {health}")
-
-    def stop_presence(self, cid: ContainerId) -> None:
-        with self._lock:
-            c = self.containers.get(cid)
-            if c is None or c.status != "running":
-                return
-            c.status = "exited"
-        self.emit(c, "die", exitCode="0")
-
-    def prune(self) -> list[str]:
-        """`docker container prune`: remove every container that is not running (hands
-        included: they are never started); the names removed."""
-        with self._lock:
-            gone = [c for c in self.containers.values() if c.status != "running"]
-            for c in gone:
-                del self.containers[c.id]
-        for c in gone:
-            self.emit(c, "destroy")
-        return [c.name for c in gone]
-
-    def restart_engine(self) -> None:
-        """dockerd restarting: it stops every container after closing its API (no event), and
-        every event stream ends."""
-        with self._lock:
-            for c in self.containers.values():
-                if c.status == "running":
-                    c.status, c.health = "exited", None
-        for source in self.subscribers:
-            source.end_stream()
-
-    def by_label(self, key: str, value: str) -> list[FakeContainer]:
-        with self._lock:
-            return [c for c in self.containers.values() if c.labels.get(key) == value]
-
-    def named(self, name: str) -> FakeContainer | None:
-        with self._lock:
-            return next((c for c in self.containers.values() if c.name == name), None)
 
     def _call(self, endpoint: str, target: str, act: Callable[[], T]) -> T:
         """Run one engine call under the fault plan."""

@@ -236,7 +236,7 @@ def test_two_claimers_that_picked_the_same_member(
     pool = make_pool(2)
     pool.wait_until_full(timeout=5)
     both_picked, loser_done = threading.Barrier(2), threading.Event()
-    real, real_handed_over = claims._claim_member, claims._handed_over
+    real, real_handed_over = claims.claim_member, claims.handed_over
     calls = [0]
 
     def rendezvous(*args: Any, **kwargs: Any) -> Any:
@@ -258,8 +258,8 @@ def test_two_claimers_that_picked_the_same_member(
         if new in ("x1", "x2"):
             loser_done.wait(2)  # the winner's rename lands after the loser is done
 
-    monkeypatch.setattr(claims, "_claim_member", rendezvous)
-    monkeypatch.setattr(claims, "_handed_over", handed_over)
+    monkeypatch.setattr(claims, "claim_member", rendezvous)
+    monkeypatch.setattr(claims, "handed_over", handed_over)
     docker.on_rename = winner_waits
     leases: list[Lease] = []
     errors: list[BaseException] = []

@@ -11,7 +11,7 @@ says "maybe gone", never "gone": the process itself notices at once (its presenc
 or the resync after a reconnect), stops using its locks (`present` turns false, and the locks
 refuse to serve a claim) and rejoins with a new presence. The others leave its hands (the
 locks it may hold mid-claim) alone for `Timeouts.peer_grace` after they first saw it gone,
-and only then count it dead (`gone_owners`).
+and only then count it dead (departures.py).
 
 The upkeep leader is the process whose presence holds the name `dockpool-<pool>-leader`
 (name reservation is atomic: exactly one can). The engine, not a flag, says who leads: a
@@ -47,6 +47,7 @@ from dockpool._core.spec import (
     presence_name,
     role_of,
 )
+from dockpool._runtime.departures import Departures
 
 
 class Peers:
@@ -68,15 +69,14 @@ class Peers:
         self._pool = pool
         self.token = token
         self._image = image
-        self._clock = clock
-        self._grace = grace
+        #: who of the others is gone for sure enough to free their locks (departures.py)
+        self.departures = Departures(token, clock, grace)
         self._on_lead = on_lead
         self._resync_in = resync_in  # ask the reconciler for a resync within N seconds
         self._mutex = threading.RLock()
         self._id: ContainerId | None = None
         self._attached: Closeable | None = None
         self._present = threading.Event()  # our presence runs (as far as we know)
-        self._dead_since: dict[str, float] = {}  # owner token -> when first seen gone
         self._foreign_warned = False
         self.leader = False
         self.leaving = False
@@ -207,7 +207,7 @@ class Peers:
         elif action == "die" and self.leader:
             # a follower's presence ended: it may be gone (its hands hold locks), or alive and
             # rejoining; look again once the grace is over
-            self._resync_in(self._grace + 0.1)
+            self._resync_in(self.departures.grace + 0.1)
 
     def sync(self, views: list[ContainerView]) -> None:
         """A resync's list: rejoin if the engine lost our presence; lead exactly when our
@@ -230,40 +230,6 @@ class Peers:
             logger.warning("pool {}: this process's presence ended; rejoining", self._pool)
         self._present.clear()
         self._set_leader(False)
-
-    def gone_owners(self, views: list[ContainerView]) -> set[str]:
-        """Tokens of other processes that left hands or presences behind and have had no
-        running presence for `peer_grace` seconds (as this process saw it): gone for sure
-        enough that their locks can be freed."""
-        now = self._clock()
-        pending = self._pending(views, now)
-        return {o for o, since in pending.items() if now - since >= self._grace}
-
-    def grace_left(self, views: list[ContainerView]) -> float:
-        """Seconds until every process that `views` show gone counts as gone (0: none pending)."""
-        now = self._clock()
-        pending = self._pending(views, now)
-        return max((since + self._grace - now for since in pending.values()), default=0.0)
-
-    def _pending(self, views: list[ContainerView], now: float) -> dict[str, float]:
-        alive = {
-            v.labels.get(OWNER_LABEL)
-            for v in views
-            if role_of(v.labels) == "presence" and v.running
-        }
-        owners = {
-            v.labels.get(OWNER_LABEL, "")
-            for v in views
-            if role_of(v.labels) in ("hand", "presence")
-        }
-        gone = {o for o in owners if o and o not in alive and o != self.token}
-        with self._mutex:
-            for owner in list(self._dead_since):
-                if owner not in gone:
-                    del self._dead_since[owner]  # it rejoined, or nothing of it is left
-            for owner in gone:
-                self._dead_since.setdefault(owner, now)
-            return dict(self._dead_since)
 
     def others_alive(self) -> bool:
         """True if another process of this pool runs and is not closing. (Each closing process

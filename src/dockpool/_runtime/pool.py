@@ -33,23 +33,22 @@ from dockpool._core.config import PoolConfig
 from dockpool._core.config_change import ConfigChange
 from dockpool._core.endpoint import Endpoint
 from dockpool._core.errors import (
-    ClaimError,
     ConfigError,
     DockpoolError,
     PoolClosedError,
 )
 from dockpool._core.spec import POOL_LABEL, ContainerSpec
 from dockpool._core.timeouts import Timeouts
+from dockpool._runtime import reload
 from dockpool._runtime.backoff import Backoff
-from dockpool._runtime.claims import check_name, claim_from_pool, cold_start
+from dockpool._runtime.claims import check_name
 from dockpool._runtime.lease import Lease, PoolStats
 from dockpool._runtime.metrics import MetricsEndpoint
 from dockpool._runtime.observe import Observer
-from dockpool._runtime.reload import apply_config, describe
+from dockpool._runtime.reload import apply_config
 from dockpool._runtime.runtime import Runtime
 from dockpool._runtime.state import Lifecycle
 from dockpool._runtime.status import process_status
-from dockpool._runtime.warming import claim_warming
 from dockpool._runtime.workers import cancellable_in_own_thread
 
 
@@ -205,26 +204,11 @@ class ContainerPool:
     ) -> Lease:
         rt = self._running()
         check_name(session)
-        started = time.perf_counter()
         try:
-            lease = rt.resume(session)
-            if lease is not None:
-                return lease
-            with rt.state.claiming():  # refill creates wait for it (bounded): claims first
-                lease = claim_from_pool(rt.executor, session, started, cancel, payload)
-                wait = rt.state.config.ready_timeout if timeout is None else timeout
-                if lease is None:  # a member already warming is ready before a cold start
-                    lease = claim_warming(rt.executor, session, started, wait, cancel, payload)
-                if lease is None:
-                    if cancel is not None and cancel.is_set():  # no cold start for one that left
-                        raise ClaimError(f"claim {session!r}: cancelled")
-                    left = max(1.0, wait - (time.perf_counter() - started))
-                    lease = cold_start(rt.executor, session, started, left, cancel, payload)
+            return rt.serve(session, timeout, cancel, payload)
         except DockpoolError as exc:
             signals.send("claim_failed", self, session=session, reason=str(exc))
             raise
-        rt.autosize.claimed(hit=lease.from_pool)
-        return lease
 
     def try_claim(self, session_name: str, *, payload: str | None = None) -> Lease | None:
         """Like `claim`, but only from the pool: None (and nothing created) when none is ready.
@@ -235,12 +219,7 @@ class ContainerPool:
         """
         rt = self._running()
         check_name(session_name)
-        lease = rt.resume(session_name)
-        if lease is not None:
-            return lease
-        with rt.state.claiming():  # a hit holds refills back like a claim's
-            started = time.perf_counter()
-            return claim_from_pool(rt.executor, session_name, started, payload=payload)
+        return rt.try_serve(session_name, payload)
 
     async def aclaim(
         self, session_name: str, *, timeout: float | None = None, payload: str | None = None
@@ -289,24 +268,9 @@ class ContainerPool:
         The watcher is stopped by `close()`. Errors go to the log and to `config_rejected`.
         """
         self._running()
-        watcher = ConfigWatcher(
-            path, self._on_config, self._on_config_error, name=f"dockpool-{self.name}-watcher"
-        )
+        watcher = reload.watcher(path, self.apply_config, self, f"dockpool-{self.name}-watcher")
         self._watchers.append(watcher)
         return watcher.start()
-
-    def _on_config(self, config: PoolConfig) -> None:
-        try:
-            change = self.apply_config(config)
-        except DockpoolError as exc:
-            self._on_config_error(exc)
-            return
-        if not change.empty:
-            logger.info("{}: applied (changed: {})", config.path, describe(change))
-
-    def _on_config_error(self, error: DockpoolError) -> None:
-        logger.error("{} (the pool keeps its last good config)", error)
-        signals.send("config_rejected", self, error=error)
 
     def status(self) -> dict[str, Any]:
         """What `dockpool status` shows of this pool (plain data; see `_runtime/status.py`):

@@ -240,8 +240,8 @@ class Reconciler:
         mine = {v.id for v in views if role_of(v.labels) == "hand"
                 and v.labels.get(OWNER_LABEL) == peers.token}  # fmt: skip
         self.locks.reconcile(hands, mine)
-        self.upkeep.housekeep(self.api, views, peers.gone_owners(views))
-        wait = peers.grace_left(views)
+        self.upkeep.housekeep(self.api, views, peers.departures.gone(views))
+        wait = peers.departures.grace_left(views)
         if wait > 0:  # a process seen gone: look again when its grace is over
             self.state.resync_soon(wait + 0.1)
         self.locks.repair()

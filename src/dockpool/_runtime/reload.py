@@ -12,12 +12,17 @@ What can change live, and how (documented for operators in config.toml):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import attrs
 from loguru import logger
 
 from dockpool import signals
+from dockpool._adapters.config_watch import ConfigWatcher
 from dockpool._core.config import PoolConfig
 from dockpool._core.config_change import ConfigChange, diff
+from dockpool._core.errors import DockpoolError
 from dockpool._runtime.runtime import Runtime
 from dockpool._runtime.state import Recipe
 
@@ -68,6 +73,28 @@ def apply_config(rt: Runtime, new: PoolConfig) -> tuple[ConfigChange, PoolConfig
     rt.reconciler.wake()  # resync_interval and the timers apply at once
     signals.send("config_changed", rt.executor.sender, config=effective, old=old)
     return change, effective
+
+
+def watcher(
+    path: str | Path, apply: Callable[[PoolConfig], ConfigChange], sender: object, name: str
+) -> ConfigWatcher:
+    """A watcher of `path` that applies every valid edit with `apply` (logging what changed)
+    and reports an invalid one (the log and `config_rejected`); not started yet."""
+
+    def rejected(error: DockpoolError) -> None:
+        logger.error("{} (the pool keeps its last good config)", error)
+        signals.send("config_rejected", sender, error=error)
+
+    def applied(config: PoolConfig) -> None:
+        try:
+            change = apply(config)
+        except DockpoolError as exc:
+            rejected(exc)
+            return
+        if not change.empty:
+            logger.info("{}: applied (changed: {})", config.path, describe(change))
+
+    return ConfigWatcher(path, applied, rejected, name=name)
 
 
 def describe(change: ConfigChange) -> str:

@@ -23,23 +23,22 @@ from dockpool._adapters.event_stream import EventSource
 from dockpool._core import machine as m
 from dockpool._core.config import PoolConfig
 from dockpool._core.errors import ClaimError, DockerError, PoolTimeoutError
-from dockpool._core.spec import POOL_LABEL, ROLE_LABEL, is_member_name
 from dockpool._core.timeouts import Timeouts
-from dockpool._runtime import recovery
+from dockpool._runtime import closing, recovery
 from dockpool._runtime.ahead import Ahead
 from dockpool._runtime.autosize import AutoSize
 from dockpool._runtime.backoff import Backoff
+from dockpool._runtime.claims import claim_from_pool
+from dockpool._runtime.cold import cold_start
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.lease import Lease, PoolStats
 from dockpool._runtime.listener import Listener
 from dockpool._runtime.locks import Locks
 from dockpool._runtime.peers import Peers
 from dockpool._runtime.reconciler import Reconciler
-from dockpool._runtime.state import Lifecycle, PoolState, Recipe
+from dockpool._runtime.state import PoolState, Recipe
 from dockpool._runtime.upkeep import Upkeep
-
-#: Seconds between the final sweep's retries of removals that found a lock held.
-_SWEEP_RETRY = 2.0
+from dockpool._runtime.warming import claim_warming
 
 
 @attrs.define
@@ -206,6 +205,43 @@ class Runtime:
         logger.warning("pool {}: {}; reconnecting in {:.1f} s", self.state.name, reason, retry_in)
         signals.send("stream_lost", self.executor.sender, error=reason, retry_in=retry_in)
 
+    def try_serve(self, session: str, payload: str | None) -> Lease | None:
+        """`try_claim`: an earlier claim of `session` resumed, else a ready member; None (and
+        nothing created) when none is ready. Refill creates wait while it runs."""
+        lease = self.resume(session)
+        if lease is not None:
+            return lease
+        with self.state.claiming():
+            return claim_from_pool(self.executor, session, time.perf_counter(), payload=payload)
+
+    def serve(
+        self,
+        session: str,
+        timeout: float | None,
+        cancel: threading.Event | None,
+        payload: str | None,
+    ) -> Lease:
+        """`claim`: an earlier claim of `session` resumed, else a ready member, else one that
+        is warming, else a cold start. Refill creates wait while it runs (bounded): claims
+        first."""
+        started = time.perf_counter()
+        lease = self.resume(session)
+        if lease is not None:
+            return lease
+        ex = self.executor
+        with self.state.claiming():
+            lease = claim_from_pool(ex, session, started, cancel, payload)
+            wait = self.state.config.ready_timeout if timeout is None else timeout
+            if lease is None:  # a member already warming is ready before a cold start
+                lease = claim_warming(ex, session, started, wait, cancel, payload)
+            if lease is None:
+                if cancel is not None and cancel.is_set():  # no cold start for one that left
+                    raise ClaimError(f"claim {session!r}: cancelled")
+                left = max(1.0, wait - (time.perf_counter() - started))
+                lease = cold_start(ex, session, started, left, cancel, payload)
+        self.autosize.claimed(hit=lease.from_pool)
+        return lease
+
     def resume(self, session: str) -> Lease | None:
         """Before a claim: wait for this process's presence if it is rejoining (its locks
         serve no claim meanwhile); then, if an earlier claim of `session` lost its rename's
@@ -247,103 +283,6 @@ class Runtime:
             logger.error("removing {} failed: {}", lease.name, exc)
 
     def close(self, timeout: float) -> bool:
-        state = self.state
-        deadline = time.monotonic() + timeout
-
-        def left() -> float:
-            return max(0.0, deadline - time.monotonic())
-
-        phases: list[tuple[str, float]] = []
-
-        def done(phase: str) -> None:
-            phases.append((phase, timeout - left()))
-
-        with state.lock:
-            state.lifecycle = Lifecycle.CLOSING
-            state.changed.notify_all()
-        self.listener.stop(timeout=min(5.0, timeout))
-        self.reconciler.stop(timeout=min(5.0, timeout))
-        self.executor.prober.stop(timeout=min(2.0, timeout))
-        done("threads")
-        self.ahead.set_alone(False)  # (its let-go runs on the remove workers, joined below)
-        # Creates in flight land before this process leaves (queued ones are dropped: closing),
-        # so whichever process leaves last sees their members and removes them. Leaving first
-        # let another process sweep an engine without them, and their members were nobody's.
-        ok = self.executor.creates.stop(left())
-        done("creates")
-        self.peers.step_down()  # another process (if any) takes over the upkeep now; this
-        try:  # one stays present (its locks its own) until its removals are done
-            last = not self.peers.others_alive()
-        except DockerError as exc:
-            logger.warning(
-                "pool {}: cannot see other processes ({}); leaving members", state.name, exc
-            )
-            last = False
-        if last:
-            self._sweep(left)
-            done("sweep")
-        ok = self.executor.removes.stop(left()) and ok
-        done("removes")
-        self.peers.leave()
-        self.locks.close()
-        self.api.close()
-        with state.lock:
-            state.lifecycle = Lifecycle.CLOSED
-            left_over = len(state.table) if last else 0
-        if not ok or left() <= 0 or left_over:
-            logger.warning(
-                "pool {}: close ran out of its {} s ({} members left; seconds into it: {})",
-                state.name, timeout, left_over, ", ".join(f"{p} {s:.1f}" for p, s in phases),
-            )  # fmt: skip
-        return ok
-
-    def _sweep(self, left: Callable[[], float]) -> None:
-        """The last process: free what gone processes left (their hands may hold the locks
-        that removals need), then retire every unclaimed member, known or not, and wait for
-        them (a removal that found a lock held is tried again)."""
-        state = self.state
-        self.sweeping = True
-        self._final_housekeeping(left)
-        try:
-            views = self.api.list({POOL_LABEL: state.name, ROLE_LABEL: "member"})
-            views += [  # members of runs before roles were labelled
-                v for v in self.api.list({POOL_LABEL: state.name})
-                if ROLE_LABEL not in v.labels
-            ]  # fmt: skip
-        except DockerError as exc:
-            logger.warning("pool {}: final sweep failed: {}", state.name, exc)
-            views = []
-        for view in views:
-            if is_member_name(state.name, view.name):
-                self.executor.discover(view)
-        with state.lock:
-            members = [mem for mem in state.table if mem.state is not m.State.CLAIMING]
-        self.upkeep.retire(members, "close")
-        while True:  # removals run on the remove workers, each holding the member's lock
-            with state.lock:
-                done = state.changed.wait_for(
-                    lambda: all(mem.state is m.State.CLAIMING for mem in state.table),
-                    timeout=min(_SWEEP_RETRY, left()),
-                )
-                retiring = [mem for mem in state.table if mem.state is m.State.RETIRING]
-            if done or left() <= 0:
-                return
-            self.locks.repair()  # (a lock of ours that failed to go home holds a member)
-            for mem in retiring:  # its removal found the lock held, or failed: again
-                seen = m.Observed(status="running", health=None, name=mem.name)
-                self.executor.apply(mem.key, seen)
-
-    def _final_housekeeping(self, left: Callable[[], float]) -> None:
-        """What gone processes left (their hands, dead presences), before a resync did; a
-        process seen gone only just now may be alive, rejoining: its locks wait out the grace
-        (peers.py), within close's timeout."""
-        state = self.state
-        try:
-            views = self.api.list({POOL_LABEL: state.name})
-            wait = min(self.peers.grace_left(views), left())
-            if wait > 0:
-                threading.Event().wait(wait)
-                views = self.api.list({POOL_LABEL: state.name})
-            self.upkeep.housekeep(self.api, views, self.peers.gone_owners(views), final=True)
-        except DockerError as exc:
-            logger.warning("pool {}: final housekeeping failed: {}", state.name, exc)
+        """Take the parts down in the order that loses nothing (closing.py); True if every
+        thread and call ended within `timeout`."""
+        return closing.close(self, timeout)
