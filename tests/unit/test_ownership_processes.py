@@ -235,6 +235,9 @@ def test_the_last_process_removes_a_member_whose_lock_a_dead_process_held(
     b = make_pool(1)
     b.wait_until_full(timeout=5)
     (member,) = members(docker)
+    locked = [c.name for c in docker.containers.values() if c.name.endswith("-lock")]
+    assert wait_for(lambda: not [c for c in docker.containers.values()
+                                 if c.name.endswith("-lock")]), locked  # fmt: skip
     assert b._rt is not None and b._rt.locks.acquire(member.name) is not None
     own.sigkill(make_pool, docker, b)
     a.close(timeout=5)
