@@ -56,9 +56,9 @@ def claim_warming(
     try:
         while True:
             with state.lock:
-                state.changed.wait_for(
+                state.changed.wait_for(  # a member this claim could take (not one reserved)
                     lambda: (
-                        state.table.count(m.State.READY) > 0
+                        state.table.pick_for_claim(state.fingerprint) is not None
                         or state.closing
                         or time.monotonic() >= deadline
                     ),
