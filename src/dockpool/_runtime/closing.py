@@ -47,6 +47,10 @@ def close(rt: Runtime, timeout: float) -> bool:
     with state.lock:
         state.lifecycle = Lifecycle.CLOSING
         state.changed.notify_all()
+        # claims in flight end first (a cold start gives up on `closing`): each needs its rename
+        # event, and its lock (a hand `leave` removes) until it has handed over or given up
+        state.changed.wait_for(lambda: state.claims_in_flight == 0, timeout=left() / 2)
+    done("claims")
     rt.listener.stop(timeout=min(5.0, timeout))
     rt.reconciler.stop(timeout=min(5.0, timeout))
     rt.executor.prober.stop(timeout=min(2.0, timeout))

@@ -11,8 +11,12 @@ Either way the claim fails (the caller is told, nothing is handed out), and the 
 recorded here. It is resolved at the next resync, from the engine: a container that no longer
 carries the session's name is someone else's now (left alone); one that still does was never
 handed to anyone: it is removed, or, when this process's rename had taken it from another
-session (the rename event's old name says so), given back that name. A later claim of the same
-session, or `ContainerPool.lease_for`, takes a doubt over instead (see `take`).
+session (the rename event's old name says so), given back that name. A container a claim
+renamed and then had to discard (it died under the claim) whose removal failed is recorded too,
+and removed by its id. A later claim of the same session, or `ContainerPool.lease_for`, takes a
+doubt over instead (see `take`). Only this process knows its doubts: `lease_for` on another
+process of the pool is for sessions whose claiming process is gone (a doubt of a live process
+is settled by that process).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class Doubt:
     old_name: str | None = None
     #: the claim held a valid lock: if it carries the session's name, only this claim named it
     exclusive: bool = True
+    #: a container this process renamed for a claim and must remove (it died under the claim;
+    #: the removal failed): removed by its id whatever its name, nobody ever received it
+    discard: bool = False
 
 
 class Doubts:
@@ -50,14 +57,15 @@ class Doubts:
         self._mutex = threading.Lock()
         self._pending: dict[str, Doubt] = {}
 
-    def add(self, doubt: Doubt) -> None:
-        logger.error(
-            "pool {}: claim {}: the engine did not say whether it renamed {} to that name; "
-            "nothing was handed out, and it is resolved at the next resync",
-            self._pool, doubt.session, doubt.container_id[:12],
-        )  # fmt: skip
+    def add(self, doubt: Doubt, *, again: bool = False) -> None:
+        if not again and not doubt.discard:
+            logger.error(
+                "pool {}: claim {}: the engine did not say whether it renamed {} to that name; "
+                "nothing was handed out, and it is resolved at the next resync",
+                self._pool, doubt.session, doubt.container_id[:12],
+            )  # fmt: skip
         with self._mutex:
-            self._pending[doubt.session] = doubt
+            self._pending[doubt.session or f"#{doubt.container_id}"] = doubt
 
     def __len__(self) -> int:
         with self._mutex:
@@ -80,9 +88,12 @@ class Doubts:
                     logger.warning("pool {}: claim {} still in doubt: {}",
                                    self._pool, doubt.session, exc)  # fmt: skip
                     continue
-                del self._pending[doubt.session]
+                del self._pending[doubt.session or f"#{doubt.container_id}"]
 
     def _settle(self, doubt: Doubt) -> None:
+        if doubt.discard:
+            self._api.remove(doubt.container_id)
+            return
         try:
             name = self._api.inspect(doubt.container_id).name
         except ContainerNotFoundError:

@@ -26,7 +26,7 @@ from dockpool._core.spec import NAME_PREFIX, ORIGIN_LABEL, SPEC_LABEL
 from dockpool._core.timeouts import Timeouts
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.capacity import Capacity
-from dockpool._runtime.doubts import Doubts
+from dockpool._runtime.doubts import Doubt, Doubts
 from dockpool._runtime.locks import Locks
 from dockpool._runtime.prober import Prober
 from dockpool._runtime.renames import RenameWatch
@@ -303,8 +303,14 @@ class Executor:
         if member.container_id is None:
             return
         try:
-            self.api.remove(member.container_id)
-        except DockerError as exc:
+            try:
+                self.api.remove(member.container_id)
+            except DockerError:
+                self.api.remove(member.container_id)  # once more at once: often a hiccup
+        except DockerError as exc:  # nobody received it: the resyncs try again (doubts.py)
             logger.error("discarding {} failed: {}", member.container_id[:12], exc)
+            self.doubts.add(Doubt(member.container_id, "", member.name, discard=True))
+            self.state.resync_soon()
+            self.wake()
             return
         self.apply(member.key, m.Destroyed())

@@ -42,8 +42,8 @@ from dockpool._runtime.renames import Waiter
 #: (the event is logged before the rename's answer is sent: it normally comes with it).
 _EVENT_WAIT = 0.5
 #: ... and, after a check of its own, for the event to tell whether its lock held (else the
-#: hand is read back).
-_LATE_EVENT = 0.05
+#: hand is read back, which cannot tell a hand destroyed after the rename from one before).
+_LATE_EVENT = _EVENT_WAIT
 
 
 def rename(
@@ -96,7 +96,7 @@ def rename(
                 return m.ClaimFailed(why, alive=False), {}
         known = ex.prober.ports_of(member)
         lock = hand  # (bound for the guard below)
-        waiter = ex.renames.expect(member.container_id, session_name, lambda: lock.lost)
+        waiter = ex.renames.expect(member.container_id, session_name, lambda: lock.destroy_seen)
         checked = None
         if waiter is None or known is None or ex.prober.checks_at_claim(member):
             checked = ex.prober.alongside(member)
@@ -134,17 +134,21 @@ def _rename(ex: Executor, member: m.Member, session: str, delivered: bool) -> m.
     except ContainerNotFoundError:
         return m.ClaimFailed("taken or removed elsewhere", alive=False, gone=True)
     except DockerError as exc:
-        failed = _read_back(ex, member, session, exc)
+        failed = _read_back(ex, member, session, exc, delivered)
         if failed is not None and delivered and isinstance(failed, m.ClaimFailed):
             return attrs.evolve(failed, alive=False)
         return failed
     return None
 
 
-def _read_back(ex: Executor, member: m.Member, session: str, error: DockerError) -> m.Event | None:
+def _read_back(
+    ex: Executor, member: m.Member, session: str, error: DockerError, delivered: bool
+) -> m.Event | None:
     """The rename's answer was lost: ask the engine, by the member's id, whether it renamed it
     (None: it did, the claim goes on), for at most `Timeouts.resolve` seconds; ClaimError if
-    the engine cannot say (a doubt: doubts.py)."""
+    the engine cannot say (a doubt: doubts.py). The member then stays this process's: back in
+    the pool (the next claim renames it by its member name: if this rename went through,
+    nothing answers to that name any more), or, if it took an on-claim request, retired."""
     assert member.container_id is not None
     deadline = time.monotonic() + ex.timeouts.resolve
     delay = 0.05
@@ -156,8 +160,8 @@ def _read_back(ex: Executor, member: m.Member, session: str, error: DockerError)
         except DockerError as exc:
             if time.monotonic() + delay > deadline:
                 why = f"{error}; the engine did not say whether it renamed the member"
-                ex.apply(member.key, m.ClaimFailed(why, alive=False, gone=True))
-                ex.doubts.add(Doubt(member.container_id, session, member.name))
+                ex.apply(member.key, m.ClaimFailed(why, alive=not delivered))
+                _doubt(ex, Doubt(member.container_id, session, member.name))
                 raise ClaimError(f"claim {session!r}: {why} (settled at the next resync)") from exc
             time.sleep(delay)
             delay = min(2 * delay, 1.0)
@@ -189,12 +193,19 @@ def _in_doubt(ex: Executor, member: m.Member, session: str, waiter: Waiter | Non
     lost = m.ClaimFailed("its lock was lost before the rename", alive=False, gone=True)
     ex.apply(member.key, lost)
     old = waiter.old_name if waiter is not None else None
-    ex.doubts.add(Doubt(member.container_id, session, member.name, old, exclusive=False))
+    _doubt(ex, Doubt(member.container_id, session, member.name, old, exclusive=False))
     raise ClaimError(
         f"claim {session!r}: the lock on {member.name} was lost before its rename (its hand "
         "was removed by someone), so another process may have taken it too; nothing was "
         "handed out"
     )
+
+
+def _doubt(ex: Executor, doubt: Doubt) -> None:
+    """Record a doubt, settled at a resync that comes soon (not a periodic one a minute away)."""
+    ex.doubts.add(doubt)
+    ex.state.resync_soon(1.0)
+    ex.wake()
 
 
 def _let_go(ex: Executor, hand: Hand, handed: bool) -> None:

@@ -56,6 +56,10 @@ class Hand:
     home: str  # its resting name
     holds: str | None = None  # the lock name it holds, if any
     lost: bool = False  # the engine destroyed it (prune, rm -f, a leader's housekeeping)
+    #: ... and its `destroy` event was applied (ordered with the other events: a claim's
+    #: rename event applied before it means the lock held at the rename; a resync's list is
+    #: not ordered with them)
+    destroy_seen: bool = False
 
 
 class Locks:
@@ -79,6 +83,7 @@ class Locks:
         self._rejoin_wait = rejoin_wait
         self._mutex = threading.Lock()
         self._hands: dict[ContainerId, Hand] = {}  # every hand this process made, not lost
+        self._gone: list[Hand] = []  # hands lost lately (their destroy event may still come)
         self._free: list[Hand] = []
         self._stuck: list[Hand] = []  # failed to go home: holding a name we no longer want
         self._held: dict[str, Hand] = {}  # member name -> the hand holding its lock, ahead
@@ -119,13 +124,31 @@ class Locks:
         raise DockerError(f"cannot keep a hand container for pool {self._pool}")
 
     def _own_stuck(self, target: str) -> Hand | None:
-        """A hand of ours that still holds `target` because letting go of it failed: the lock
-        is ours, so the caller gets that hand."""
+        """A hand of ours set aside holding `target` (letting go of it failed), read back:
+        if the engine says it holds `target` still, the lock is ours and the caller gets the
+        hand; if it went home after all (the answer was lost), or the engine cannot say, the
+        lock is not ours to use (another process may hold it now). None then."""
         with self._mutex:
             hand = next((h for h in self._stuck if h.holds == target), None)
-            if hand is not None:
-                self._stuck.remove(hand)
+            if hand is None:
+                return None
+            self._stuck.remove(hand)
+        try:
+            name = self._api.inspect(hand.id).name
+        except ContainerNotFoundError:
+            self.lost(hand.id)
+            return None
+        except DockerError:
+            name = None
+        if name == target:
             return hand
+        if name == hand.home:
+            hand.holds = None
+            self._put(hand)
+        else:
+            with self._mutex:
+                self._stuck.append(hand)
+        return None
 
     def _read_back(self, hand: Hand, target: str) -> bool:
         """After a rename of `hand` to `target` whose answer was lost: True if the engine did
@@ -233,14 +256,21 @@ class Locks:
         with self._mutex:
             return set(self._hands)
 
-    def lost(self, container_id: ContainerId) -> None:
-        """The engine destroyed this process's hand `container_id` (its `destroy` event, or a
-        resync's list without it): the lock it held is free now, so it is never used again."""
+    def lost(self, container_id: ContainerId, *, event: bool = False) -> None:
+        """The engine destroyed this process's hand `container_id` (its `destroy` event, with
+        `event`, or a resync's list without it): the lock it held is free now, so it is never
+        used again."""
         with self._mutex:
+            hand = next((h for h in self._gone if h.id == container_id), None)
+            if hand is not None:  # known lost already: only the event is news
+                hand.destroy_seen = hand.destroy_seen or event
+                return
             hand = self._hands.pop(container_id, None)
             if hand is None:
                 return
-            hand.lost = True
+            hand.lost, hand.destroy_seen = True, event
+            self._gone.append(hand)
+            del self._gone[:-64]  # (a claim holding one reads its flags; old ones are done)
             self._free = [h for h in self._free if h is not hand]
             self._stuck = [h for h in self._stuck if h is not hand]
             self._held = {m: h for m, h in self._held.items() if h is not hand}

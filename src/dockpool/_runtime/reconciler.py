@@ -140,7 +140,7 @@ class Reconciler:
             return
         if role == "hand":
             if event.action == "destroy" and event.labels.get(OWNER_LABEL) == self.peers.token:
-                self.locks.lost(event.container_id)  # its lock is free: never use it again
+                self.locks.lost(event.container_id, event=True)  # its lock is free: unused
             return
         if role != "member":
             return

@@ -251,13 +251,21 @@ class Runtime:
                 f"claim {session!r}: this process has no presence on pool {self.state.name} "
                 "(its presence container ended and it could not rejoin yet)"
             )
-        doubt = self.executor.doubts.take(session)
+        doubts = self.executor.doubts
+        doubt = doubts.take(session)
         if doubt is None:
             return None
         if not doubt.exclusive:
-            self.executor.doubts.add(doubt)  # another's, maybe: left to the resync
+            doubts.add(doubt, again=True)  # another's, maybe: left to the resync
             return None
-        return recovery.resume(self.api, self.state.name, doubt)
+        try:
+            return recovery.resume(self.api, self.state.name, doubt)
+        except DockerError as exc:
+            doubts.add(doubt, again=True)  # the engine still cannot say: still a doubt
+            raise ClaimError(
+                f"claim {session!r}: an earlier claim of it renamed a member, and the engine "
+                f"still cannot say what became of it ({exc}); it is settled when it can"
+            ) from exc
 
     def take_over(self, session: str) -> Lease | None:
         """`ContainerPool.lease_for` (recovery.py)."""
