@@ -160,6 +160,8 @@ def settle(w: World) -> list[str]:
     """Write a last valid config and wait until every live process applies it (and every
     claim it was sent has ended)."""
     w.write_config(w.size)
+    for proc in w.closed:  # told to close with claims in flight: they answer them, then go
+        proc.wait(lambda f: "closed" in f, 120)
     for proc in w.procs:
         proc.send("drain")
     for proc in w.procs:

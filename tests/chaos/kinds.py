@@ -12,7 +12,7 @@ from typing import Any
 
 import docker
 
-from tests.chaos.world import IMAGE, RUN_LABEL, World
+from tests.chaos.world import IMAGE, RUN_LABEL, Session, World
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +45,10 @@ def kinds(dockerd: bool) -> list[Kind]:
         ("remove lost", 1, lambda w: w.proxy.plan.arm("remove", "lose")),
         ("inspects refused", 0.5, lambda w: w.proxy.plan.arm("inspect", "refuse", count=3)),
         ("slow list", 0.5, lambda w: w.proxy.plan.arm("list", "delay", seconds=2.0)),
+        ("let-go lost, claims race", 1, _lost_let_go_race),
+        ("remove refused", 0.5, lambda w: w.proxy.plan.arm("remove", "refuse", count=2)),
+        ("close with claims in flight", 0.5, _close_mid_claims),
+        ("retry a refused session", 1, _retry_refused),
         ("SIGKILL a pool process", 1, _sigkill),
         ("garbage config", 1, lambda w: w.config.write_bytes(w.rng.randbytes(64))),
         ("invalid config", 1, lambda w: w.config.write_text("[sandbox]\ncontainer_pool_size = -1\n")),
@@ -129,6 +133,49 @@ def _rename_by_others(w: World) -> None:
 
 def _locked(w: World, member: str) -> bool:
     return bool(w.client.api.containers(all=True, filters={"name": f"^/{member}-lock$"}))
+
+
+def _lost_let_go_race(w: World) -> None:
+    """The next let-go of a lock loses its answer (the hand went home; its process may think
+    it still holds the lock), and every process claims at the same moment: they race for the
+    same members' locks (the review's finding: one container went to two sessions)."""
+    w.proxy.plan.arm("rename", "lose", match="-hand-")
+    for proc in list(w.procs):
+        prefix = f"c{w.run[:4]}s{w.step}r{w.procs.index(proc)}"
+        w.sessions[f"{prefix}-0"] = Session(f"{prefix}-0", proc)
+        proc.send(f"spawn 1 {prefix}")
+
+
+def _close_mid_claims(w: World) -> None:
+    """A pool process is told to close (a SIGTERM of a host) right after two claims were sent
+    to it: its claims in flight must end with a lease or an error, never a container under a
+    session's name that nobody received; a new process replaces it."""
+    proc = w.rng.choice(w.procs)
+    prefix = f"c{w.run[:4]}s{w.step}c"
+    for i in range(2):
+        w.sessions[f"{prefix}-{i}"] = Session(f"{prefix}-{i}", proc)
+    proc.send(f"spawn 2 {prefix}")
+    proc.send("close")
+    w.procs.remove(proc)
+    w.closed.append(proc)
+    w.start_proc()
+
+
+def _retry_refused(w: World) -> None:
+    """A host retries a session whose claim was refused (e.g. the engine did not say whether
+    it renamed the member): on the process that refused it, so an earlier rename is resumed."""
+    w.collect()
+    refused = [s for s in w.sessions.values()
+               if s.error and not s.retried and s.proc in w.procs]  # fmt: skip
+    if not refused:
+        return
+    session = w.rng.choice(refused)
+    session.retried, session.error, session.errors = True, None, session.errors + 1
+    prefix = session.name.rsplit("-", 1)[0]
+    if session.name.endswith("-0"):
+        session.proc.send(f"spawn 1 {prefix}")
+    else:
+        session.retried = False  # (only the first of a spawn's names can be asked again)
 
 
 def _sigkill(w: World) -> None:

@@ -65,6 +65,8 @@ class Session:
     error: str | None = None
     recovered: bool = False  # its process died mid-claim; the host took it over
     ended: bool = False  # the host ended it (its container removed)
+    retried: bool = False  # refused once, asked again
+    errors: int = 0  # its errors seen before it was asked again
 
 
 class EventCounter:
@@ -124,6 +126,7 @@ class World:
         self.proxy = FaultProxy(_engine_socket(), str(workdir / "proxy.sock")).start()
         self.procs: list[Proc] = []
         self.dead: list[Proc] = []
+        self.closed: list[Proc] = []  # told to close (claims in flight): they answer them
         self.sessions: dict[str, Session] = {}
         self.renamed: dict[str, str] = {}  # id -> the name someone else gave it
         self.decoys: dict[str, str] = {}  # id -> name
@@ -191,14 +194,19 @@ class World:
 
     def collect(self) -> None:
         """Record what each process answered to the claims it was sent."""
-        for proc in self.procs + self.dead:
-            for lease in proc.leases:
-                session = self.sessions.get(lease["name"])
-                if session is not None and session.lease is None:
-                    session.lease = lease
+        for proc in self.procs + self.dead + self.closed:
+            errors: dict[str, list[str]] = {}
             for fact in proc.facts:
-                if "error" in fact and fact.get("name") in self.sessions:
-                    self.sessions[fact["name"]].error = fact["error"]
+                if "lease" in fact:
+                    session = self.sessions.get(fact["lease"]["name"])
+                    if session is not None and session.lease is None:
+                        session.lease, session.error = fact["lease"], None
+                elif "error" in fact:
+                    errors.setdefault(fact.get("name", ""), []).append(fact["error"])
+            for name, seen in errors.items():
+                session = self.sessions.get(name)
+                if session is not None and session.lease is None and len(seen) > session.errors:
+                    session.error = seen[-1]  # (a retried session: only an error of the retry)
 
     def cleanup(self) -> None:
         """Stop everything this run started and remove every container of the run (one list

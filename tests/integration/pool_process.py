@@ -95,7 +95,9 @@ def main(path: str, watch: bool = False) -> int:
             say(stats=attrs.asdict(pool.stats()), leader=pool.leader, size=pool.config.size)
         elif words[0] == "close":
             break
-    pool.close(timeout=30)
+    pool.close(timeout=30)  # (it lets the claims in flight end first)
+    for t in spawned:
+        t.join(60)
     say(closed=True)
     return 0
 
