@@ -75,7 +75,7 @@ ensure_venv() {  # ensure_venv <venv name> <distribution> <version> [more requir
     stamp="$dir/.dockpool-openhands-installed"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$ROOT" ] \
         || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$HERE/pyproject.toml" -nt "$stamp" ]; then
-        say "installing dockpool and dockpool-openhands[test] (editable) into $1"
+        say "installing dockpool and dockpool-openhands[test] (editable) into $(basename "$dir")"
         "$dir/bin/python" -m pip install "${pip_quiet[@]}" -e "$ROOT" -e "$HERE[test]"
         echo "$ROOT" >"$stamp"
     fi
