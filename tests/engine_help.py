@@ -24,6 +24,14 @@ ENSURE_HINT = (
 RUN_ID = uuid.uuid4().hex
 
 
+def engine_socket_path() -> str:
+    """The unix socket of the engine DOCKER_HOST names (the suite runs once per engine)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://"):
+        raise RuntimeError(f"the engine must be on a unix socket for this test, not {host}")
+    return host[len("unix://") :]
+
+
 def run_filter() -> dict[str, Any]:
     return {"label": f"{RUN_LABEL_KEY}={RUN_ID}"}
 

@@ -5,7 +5,6 @@ and what became of each, and the counts the checks need (member creates, leader 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import subprocess
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 import attrs
 import docker
 
+from tests.engine_help import engine_socket_path
 from tests.fault_proxy import FaultProxy
 from tests.integration.test_processes import Proc
 
@@ -225,7 +225,7 @@ class World:
 
 def _engine_socket() -> str:
     """The unix socket of the engine DOCKER_HOST names (the proxy's upstream)."""
-    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    if not host.startswith("unix://"):
-        raise SystemExit(f"chaos: the proxy needs an engine on a unix socket, not {host}")
-    return host[len("unix://") :]
+    try:
+        return engine_socket_path()
+    except RuntimeError as exc:
+        raise SystemExit(f"chaos: {exc}") from None

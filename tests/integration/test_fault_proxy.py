@@ -22,13 +22,10 @@ import pytest
 from dockpool._adapters.docker_api import DockerAdapter
 from dockpool._adapters.event_stream import DockerEventSource, StreamEnded
 from dockpool._core.errors import DaemonUnavailableError, ImageNotFoundError
-from tests.engine_help import RUN_ID, RUN_LABEL_KEY, wait_until
+from tests.engine_help import RUN_ID, RUN_LABEL_KEY, engine_socket_path, wait_until
 from tests.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.docker
-
-DEFAULT_SOCKET = "/var/run/docker.sock"
-MODERN_SOCKET = "/var/run/dockpool-docker28.sock"
 
 
 class Engine:
@@ -56,8 +53,8 @@ class Engine:
 
 @pytest.fixture
 def engine_socket() -> str:
-    """The engine's socket (tests that run on both engines parametrize this)."""
-    return DEFAULT_SOCKET
+    """The socket of the engine under test (scripts/test.sh runs the suite once per engine)."""
+    return engine_socket_path()
 
 
 @pytest.fixture
@@ -100,7 +97,6 @@ def events_source(engine: Engine, proxy: FaultProxy) -> DockerEventSource:
     return DockerEventSource(engine.labels, base_url=proxy.url, rollover=30.0, grace=5.0)
 
 
-@pytest.mark.parametrize("engine_socket", [DEFAULT_SOCKET, MODERN_SOCKET], ids=["20.10", "28.5"])
 def test_every_call_passes_through(
     engine: Engine, proxy: FaultProxy, adapter: DockerAdapter
 ) -> None:
