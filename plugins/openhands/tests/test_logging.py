@@ -22,10 +22,14 @@ import pytest
 from dockpool_openhands import logs
 from loguru import logger
 
-from dockpool import ConfigError, ContainerPool, ContainerSpec, PoolConfig, signals
+from dockpool import ConfigError, PoolConfig, signals
+from dockpool._core.config_change import ConfigChange
+from dockpool._runtime import reload
 
 if TYPE_CHECKING:
     from loguru import Record
+
+    from dockpool._adapters.config_watch import ConfigWatcher
 
 pytestmark = [pytest.mark.oh1, pytest.mark.oh062]
 
@@ -68,8 +72,16 @@ def reject_config(tmp_path: Path) -> ConfigError:
     """A real pool event without an engine: a pool rejects a broken config edit, as its
     config watcher reports one (the pool is never started)."""
     error = rejected_config(tmp_path)
-    ContainerPool(ContainerSpec(image="dockpool-test:none"), name="tlogs")._on_config_error(error)
+    rejecting_watcher(tmp_path).on_error(error)
     return error
+
+
+def rejecting_watcher(tmp_path: Path) -> ConfigWatcher:
+    """The config watcher a pool starts (not started here): what it does with a rejected edit
+    is what a pool does."""
+    return reload.watcher(
+        tmp_path / "config.toml", lambda config: ConfigChange(), object(), "tlogs"
+    )
 
 
 def as_module(name: str) -> Callable[[Record], None]:
@@ -84,14 +96,14 @@ def test_a_pool_event_reaches_the_stdlib_logger_of_its_module(
 ) -> None:
     error = reject_config(tmp_path)
     [record] = dockpool_log.records
-    assert record.name == "dockpool._runtime.pool"
+    assert record.name == "dockpool._runtime.reload"
     assert (record.levelno, record.levelname) == (logging.ERROR, "ERROR")
     assert record.getMessage() == f"{error} (the pool keeps its last good config)"
     assert record.exc_info is None
     # where dockpool made the call, not where the sink runs
-    lines, first = inspect.getsourcelines(ContainerPool._on_config_error)
-    assert Path(record.pathname).parts[-3:] == ("dockpool", "_runtime", "pool.py")
-    assert record.funcName == "_on_config_error"
+    lines, first = inspect.getsourcelines(reload.watcher)
+    assert Path(record.pathname).parts[-3:] == ("dockpool", "_runtime", "reload.py")
+    assert record.funcName == "rejected"
     assert first < record.lineno < first + len(lines)
 
 
@@ -116,7 +128,7 @@ def test_an_exception_and_its_traceback_are_carried(dockpool_log: Collect, tmp_p
     finally:
         signals.config_rejected.disconnect(broken_receiver)
     rejected, failed = dockpool_log.records
-    assert rejected.name == "dockpool._runtime.pool"
+    assert rejected.name == "dockpool._runtime.reload"
     assert failed.name == "dockpool.signals"
     assert failed.levelno == logging.ERROR
     assert failed.getMessage().startswith("receiver ")
@@ -203,14 +215,15 @@ def test_level_names() -> None:
 HOST = """
 import logging, sys, threading
 from loguru import logger
-from dockpool import ContainerPool, ContainerSpec, ConfigError
+from dockpool import ConfigError
+from dockpool._runtime import reload
 from dockpool_openhands import logs
 
 handler = logging.StreamHandler(sys.stdout)
 handler.setFormatter(logging.Formatter("stdlib %(name)s %(levelname)s %(message)s"))
 logging.getLogger().addHandler(handler)
 logging.getLogger().setLevel(logging.{root_level})
-pool = ContainerPool(ContainerSpec(image="dockpool-test:none"), name="tlogs")
+watcher = reload.watcher("config.toml", lambda config: None, object(), "tlogs")
 """
 
 
@@ -238,11 +251,11 @@ def test_a_host_with_loguru_s_default_handler_sees_each_record_once() -> None:
         for t in threads: t.start()
         for t in threads: t.join()
         print("installed", sorted(installs))
-        pool._on_config_error(ConfigError("the config is broken"))
+        watcher.on_error(ConfigError("the config is broken"))
         logger.info("another record of another loguru user")
     """)
     assert "installed [False, False, False, False, False, False, False, True]" in out
-    line = "stdlib dockpool._runtime.pool ERROR the config is broken (the pool keeps"
+    line = "stdlib dockpool._runtime.reload ERROR the config is broken (the pool keeps"
     assert out.count(line) == 1
     assert "the config is broken" not in err  # not also through loguru's stderr handler
     assert err.count("a record of another loguru user") == 1
@@ -254,13 +267,13 @@ def test_a_host_that_configured_loguru_keeps_its_handlers() -> None:
         logger.remove()
         logger.add(sys.stderr, format="host-sink {name} {message}")
         logs.install()
-        pool._on_config_error(ConfigError("the config is broken"))
+        watcher.on_error(ConfigError("the config is broken"))
         logger.info("its own record")
     """)
-    assert out.count("stdlib dockpool._runtime.pool ERROR the config is broken") == 1
+    assert out.count("stdlib dockpool._runtime.reload ERROR the config is broken") == 1
     assert "host-sink __main__ its own record" in err
     # the host's own handler hears dockpool's records too, as any loguru record of the process
-    assert "host-sink dockpool._runtime.pool the config is broken" in err
+    assert "host-sink dockpool._runtime.reload the config is broken" in err
 
 
 def test_the_first_pool_installs_it_and_the_plugin_logs_to_stdlib() -> None:
@@ -268,6 +281,7 @@ def test_the_first_pool_installs_it_and_the_plugin_logs_to_stdlib() -> None:
         """
         from dockpool_openhands.registry import PoolRegistry, PoolSettings
         print("before", logs._installed)
+        from dockpool import ContainerSpec
         spec = ContainerSpec(image="dockpool-test:none")
         assert PoolRegistry().pool_for(spec, PoolSettings()) is None
         print("after", logs._installed)

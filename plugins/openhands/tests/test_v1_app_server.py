@@ -180,4 +180,5 @@ def test_only_the_sandbox_variable_leaks_no_container(
         wait_warm(docker_api, pool, 2, timeout=240)
     assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
     assert warm(docker_api, pool) == [], "SIGTERM left warm members behind"
-    assert "drained by a SIGTERM hook" in log.read_text()
+    # (OpenHands' rich handler wraps the message into columns: compare without whitespace)
+    assert "drainedbyaSIGTERMhookoftheirown" in "".join(log.read_text().split())
