@@ -27,7 +27,7 @@ from dockpool._core.errors import (
     PoolTimeoutError,
 )
 from dockpool._core.events import ContainerEvent
-from dockpool._core.machine import State
+from dockpool._core.machine import MemberInfo, State
 from dockpool._core.spec import (
     POOL_LABEL,
     SPEC_LABEL,
@@ -64,6 +64,7 @@ __all__ = [
     "HealthCheck",
     "ImageNotFoundError",
     "Lease",
+    "MemberInfo",
     "NameConflictError",
     "NameInUseError",
     "PoolClosedError",

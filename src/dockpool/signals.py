@@ -10,7 +10,8 @@ dockpool connects receivers strongly when it connects them itself; note that bli
 `connect` is weak by default, so a closure connected inside a function disappears with it
 unless you pass `weak=False`.
 
-Member signals (payload: `member`, a `MemberInfo`; `reason`, a str, may be empty):
+Member signals (payload: `member`, a `dockpool.MemberInfo`: a snapshot of the member when the
+signal was sent; `reason`, a str, may be empty):
 
 - `member_creating`  a new member is being created (refill, growth or replacement).
 - `member_started`   its container runs; it waits for Docker to report it healthy.

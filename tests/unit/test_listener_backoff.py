@@ -71,13 +71,27 @@ def test_replay_after_reconnect_drops_duplicates_and_resyncs() -> None:
 def test_backoff_doubles_to_cap_and_resets() -> None:
     """Delays double up to the cap; success resets; remaining() follows the clock."""
     now = [100.0]
-    backoff = Backoff(base=0.5, cap=3.0, clock=lambda: now[0])
+    backoff = Backoff(base=0.5, cap=3.0, clock=lambda: now[0], jitter=0.0)
     assert [backoff.fail() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     assert backoff.remaining() == 3.0
     now[0] += 1.0
     assert backoff.remaining() == 2.0
     assert backoff.succeed() is True
     assert backoff.remaining() == 0.0 and backoff.succeed() is False
+
+
+def test_backoff_jitter_spreads_processes_that_failed_together() -> None:
+    """Each delay gets its own random extra of up to `jitter` (default: one base), within the
+    cap; two processes that lost the engine at one instant do not retry in lock step."""
+    draws = iter([0.0, 0.5, 0.999, 0.25, 0.75])
+    backoff = Backoff(base=0.5, cap=2.2, clock=lambda: 0.0, draw=lambda: next(draws))
+    assert [backoff.fail() for _ in range(4)] == [0.5, 1.25, 2.2, 2.2]
+    wide = Backoff(base=1.0, cap=100.0, clock=lambda: 0.0, jitter=4.0, draw=lambda: 0.75)
+    assert wide.fail() == 4.0 and wide.fail() == 5.0
+    first, second = Backoff(base=0.5, cap=30.0), Backoff(base=0.5, cap=30.0)
+    together = [(first.fail(), second.fail()) for _ in range(8)]
+    assert all(0.5 * 2**i <= a < 0.5 * 2**i + 0.5 for i, (a, _) in enumerate(together[:5]))
+    assert any(a != b for a, b in together)  # (equal in all 8: probability 0)
 
 
 def _member(key: str, state: m.State, born: float) -> m.Member:

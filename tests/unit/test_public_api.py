@@ -18,7 +18,7 @@ def test_all_is_pinned() -> None:
             "DockpoolError", "HealthCheck", "ImageNotFoundError", "NameConflictError", "Readiness",
             "NameInUseError", "PoolClosedError", "PoolConfig", "PoolError", "PoolTimeoutError",
             "State", "WarmUpRequest", "Endpoint", "__version__", "signals", "Timeouts",
-            "AlreadyNamedError",
+            "AlreadyNamedError", "MemberInfo",
         ]
     )  # fmt: skip
     for name in dockpool.__all__:

@@ -53,6 +53,24 @@ class Member:
     reserved_for: str | None = None  # a cold start's member: only this session may claim it
 
 
+@attrs.frozen
+class MemberInfo:
+    """What the member signals carry (`member`): a snapshot of one member, taken when the
+    signal was sent. Public and stable, unlike the pool's own record."""
+
+    key: str  # the member's key, also the end of its name; stable for its life
+    name: str  # its member name `dockpool-<pool>-<key>` (a claim: the lease has the session)
+    state: State
+    container_id: str | None  # None while its create is in flight
+    born: float  # when the pool began to provision it (the pool's monotonic clock)
+    reserved_for: str | None  # a cold start's member: the one session that may claim it
+
+    @classmethod
+    def of(cls, member: Member) -> MemberInfo:
+        return cls(member.key, member.name, member.state, member.container_id, member.born,
+                   member.reserved_for)  # fmt: skip
+
+
 def provision(
     key: MemberKey,
     name: str,

@@ -171,7 +171,7 @@ def _wait_ready(
         with state.lock:
             current = state.table.get(member.key)
             if current is None or current.state is m.State.RETIRING:
-                why = state.counters.last_failure or "failed"
+                why = state.counters.causes.pop(member.key, "") or "no cause recorded"
                 raise ClaimError(
                     f"claim {session!r} (cold start): its container exited before it was "
                     f"ready: {why}"

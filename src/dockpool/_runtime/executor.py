@@ -97,6 +97,8 @@ class Executor:
             if new == member and not effects:
                 return None
             state.table.store(new, state.clock())
+            if new.reserved_for is not None and new.state in (m.State.GONE, m.State.RETIRING):
+                state.counters.note_cause(key, effects)  # (its cold start reports it)
             state.changed.notify_all()
             self._count(effects)
         return member, new, effects
@@ -205,7 +207,8 @@ class Executor:
                 recovered, self.degraded = self.degraded, False
             if recovered:
                 signals.send("pool_recovered", self.sender)
-        signals.send(effect.signal, self.sender, member=member, reason=effect.reason, **payload)
+        info = m.MemberInfo.of(member)
+        signals.send(effect.signal, self.sender, member=info, reason=effect.reason, **payload)
 
     def _failed(self, reason: str) -> None:
         with self.state.lock:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
+from dockpool._core import machine as m
 from dockpool._core.config import PoolConfig
 from dockpool._core.spec import (
     ORIGIN_LABEL,
@@ -55,6 +56,16 @@ class Counters:
         self.resyncs = 0
         self.lost_races = 0  # claims that found a member locked or taken by another process
         self.last_failure = ""
+        #: why a cold start's member left before it was ready (read once by its claim)
+        self.causes: dict[m.MemberKey, str] = {}
+
+    def note_cause(self, key: m.MemberKey, effects: m.Effects) -> None:
+        """Keep the reason a reserved (cold-start) member is leaving, for its claim's error."""
+        reasons = [e.reason for e in effects if isinstance(e, m.Failure | m.Notify) and e.reason]
+        if reasons and key not in self.causes:
+            if len(self.causes) >= 256:  # (claims that gave up early never read theirs)
+                self.causes.pop(next(iter(self.causes)))
+            self.causes[key] = reasons[0]
 
 
 @attrs.frozen
