@@ -52,12 +52,15 @@ def test_one_claim_per_warming_member_the_others_cold_start() -> None:
         assert wait_for(lambda: [c.health for c in members(docker)] == ["starting"])
         (warming,) = members(docker)
         leases: list[Lease] = []
+        docker.faults.arm("start", "delay", seconds=0.3)  # the cold start's (as under load)
         threads = [_claim_in_thread(pool, f"s{i}", leases) for i in range(2)]
 
         def cold() -> list[Any]:
             return [c for c in members(docker) if c.labels.get(ORIGIN_LABEL) == "cold"]
 
-        assert wait_for(lambda: len(cold()) == 1)  # the second claim did not wait
+        # the second claim did not wait (and its container started: a health status set
+        # before the start would be reset to "starting" by it, and never turn healthy)
+        assert wait_for(lambda: [c.status for c in cold()] == ["running"])
         for c in [warming, *cold()]:
             docker.set_health(c.id, "healthy")
         for t in threads:
