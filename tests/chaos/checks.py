@@ -150,9 +150,15 @@ def check_closed(w: World) -> list[str]:
     left = [c.name for c in w.members()]
     if left:
         problems.append(f"unclaimed members left after close: {left}")
-    book = [c.name for c in w.labelled() if c.role in ("presence", "hand")]
+    book = [c for c in w.labelled() if c.role in ("presence", "hand")]
+    for _ in range(15):  # (a removal in progress lists the container without a name)
+        if not book:
+            break
+        time.sleep(1)
+        book = [c for c in w.labelled() if c.role in ("presence", "hand")]
     if book:
-        problems.append(f"bookkeeping containers left after close: {book}")
+        rows = [f"{c.name or '(no name)'} {c.id[:12]} {c.status}" for c in book]
+        problems.append(f"bookkeeping containers left after close: {rows}")
     return problems
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+import attrs
+
 from dockpool._core import machine as m
 from dockpool._core.events import ContainerEvent
 from dockpool._runtime.backoff import Backoff
@@ -110,6 +112,19 @@ def test_shrink_retires_pending_newest_first_then_oldest_ready() -> None:
     assert table.surplus(5) == []
     assert table.to_create(target=7, cap=6) == 1
     assert table.to_create(target=7, cap=9, extra_holding=1) == 2
+
+
+def test_a_cold_start_s_member_being_claimed_does_not_shrink_the_pool() -> None:
+    """Pool of 1: its member warming, a cold start's member (reserved) being claimed. Nothing
+    is surplus: the cold start's member was counted, and the warming member that another claim
+    waited for was retired (a CI flake showed it, under load)."""
+    table = MemberTable()
+    table.store(_member("warming", m.State.WARMING, 1), now=1)
+    cold = attrs.evolve(_member("cold", m.State.CLAIMING, 2), reserved_for="s1")
+    table.store(cold, now=2)
+    assert table.surplus(1) == []
+    table.store(_member("claiming", m.State.CLAIMING, 3), now=3)  # the pool's own: counts
+    assert [mem.key for mem in table.surplus(1)] == ["warming"]
 
 
 def test_claim_picks_the_longest_ready() -> None:

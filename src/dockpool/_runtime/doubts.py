@@ -11,7 +11,11 @@ Either way the claim fails (the caller is told, nothing is handed out), and the 
 recorded here. It is resolved at the next resync, from the engine: a container that no longer
 carries the session's name is someone else's now (left alone); one that still does was never
 handed to anyone: it is removed, or, when this process's rename had taken it from another
-session (the rename event's old name says so), given back that name. A container a claim
+session (the rename event's old name says so), given back that name. When the claim could
+not see its rename's event (a gap in the stream), the old name may come from the stream later
+(a late event, or the replay after a reconnect: renames.py remembers the latest renames); a
+doubt that may be another session's, whose old name the stream never told, is left alone after
+`_PATIENCE` seconds, with an error (`lease_for` takes it over). A container a claim
 renamed and then had to discard (it died under the claim) whose removal failed is recorded too,
 and removed by its id. A later claim of the same session, or `ContainerPool.lease_for`, takes a
 doubt over instead (see `take`). Only this process knows its doubts: `lease_for` on another
@@ -22,6 +26,8 @@ is settled by that process).
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import attrs
 from loguru import logger
@@ -29,6 +35,9 @@ from loguru import logger
 from dockpool._adapters.api import EngineApi
 from dockpool._core.errors import ContainerNotFoundError, DockerError, NameConflictError
 from dockpool._core.machine import ContainerId
+
+#: Seconds a doubt that may be another session's waits for the stream to tell its old name.
+_PATIENCE = 30.0
 
 
 @attrs.frozen
@@ -46,14 +55,21 @@ class Doubt:
     #: a container this process renamed for a claim and must remove (it died under the claim;
     #: the removal failed): removed by its id whatever its name, nobody ever received it
     discard: bool = False
+    since: float = attrs.field(factory=time.monotonic, eq=False)  # when it was recorded
 
 
 class Doubts:
     """The doubts of one process, resolved at every resync."""
 
-    def __init__(self, api: EngineApi, pool: str) -> None:
+    def __init__(
+        self,
+        api: EngineApi,
+        pool: str,
+        recall: Callable[[ContainerId, str], str | None] = lambda cid, name: None,
+    ) -> None:
         self._api = api
         self._pool = pool
+        self._recall = recall  # the old name of a rename the stream saw (renames.py)
         self._mutex = threading.Lock()
         self._pending: dict[str, Doubt] = {}
 
@@ -82,26 +98,33 @@ class Doubts:
         (Under the lock: a `take` of the same session waits, and never gets a removed one.)"""
         with self._mutex:
             for doubt in list(self._pending.values()):
+                key = doubt.session or f"#{doubt.container_id}"
+                if doubt.old_name is None and not doubt.discard:
+                    old = self._recall(doubt.container_id, doubt.session)
+                    if old is not None:
+                        doubt = self._pending[key] = attrs.evolve(doubt, old_name=old)
                 try:
-                    self._settle(doubt)
+                    settled = self._settle(doubt)
                 except DockerError as exc:
                     logger.warning("pool {}: claim {} still in doubt: {}",
                                    self._pool, doubt.session, exc)  # fmt: skip
                     continue
-                del self._pending[doubt.session or f"#{doubt.container_id}"]
+                if settled:
+                    del self._pending[key]
 
-    def _settle(self, doubt: Doubt) -> None:
+    def _settle(self, doubt: Doubt) -> bool:
+        """Settle `doubt` from the engine; False to ask again at the next resync."""
         if doubt.discard:
             self._api.remove(doubt.container_id)
-            return
+            return True
         try:
             name = self._api.inspect(doubt.container_id).name
         except ContainerNotFoundError:
-            return
+            return True
         if name != doubt.session:
             logger.info("pool {}: claim {}: {} is named {} now; not ours",
                         self._pool, doubt.session, doubt.container_id[:12], name)  # fmt: skip
-            return
+            return True
         if doubt.old_name is not None and doubt.old_name != doubt.member:
             logger.warning(
                 "pool {}: claim {}: giving {} back its name {}",
@@ -111,14 +134,17 @@ class Doubts:
                 self._api.rename(doubt.session, doubt.old_name)
             except NameConflictError as exc:
                 logger.error("pool {}: claim {}: {}; left alone", self._pool, doubt.session, exc)
-            return
+            return True
         if not doubt.exclusive and doubt.old_name is None:
+            if time.monotonic() - doubt.since < _PATIENCE:
+                return False  # the stream may still tell whose it was (a late event, a replay)
             logger.error(
                 "pool {}: claim {}: {} may be another session's too; left alone (a host that "
                 "knows it is its own takes it over with lease_for)",
                 self._pool, doubt.session, doubt.container_id[:12],
             )  # fmt: skip
-            return
+            return True
         logger.warning("pool {}: claim {}: removing {} (never handed out)",
                        self._pool, doubt.session, doubt.container_id[:12])  # fmt: skip
         self._api.remove(doubt.container_id)
+        return True

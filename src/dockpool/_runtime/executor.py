@@ -62,10 +62,11 @@ class Executor:
         self.timeouts = timeouts
         #: waits at most N s for this process's presence to run (peers.py)
         self.peers_present = present
-        self.doubts = Doubts(api, state.name)  # claims the engine did not answer (doubts.py)
         self.capacity = Capacity(api, locks, state.name)
         self.prober = Prober(state, api, self.apply)
         self.renames = RenameWatch()  # claims waiting for their rename's event (renames.py)
+        # claims the engine did not answer (doubts.py), told old names by the stream
+        self.doubts = Doubts(api, state.name, self.renames.old_name_of)
         #: members whose create was not attempted for want of room (a cold start retries)
         self.capped: set[m.MemberKey] = set()
         self.degraded = False

@@ -133,7 +133,15 @@ class MemberTable:
             for m in self._members.values()
             if m.state in LIVE - {State.CLAIMING} and m.reserved_for is None
         ]
-        excess = len(candidates) + self.count(State.CLAIMING) - target
+        # members being claimed still count toward the size (until the claim is done), but a
+        # cold start's member is its claim's, not the pool's: counting it retired a warm
+        # member that another claim was waiting for
+        claiming = sum(
+            1
+            for m in self._members.values()
+            if m.state is State.CLAIMING and m.reserved_for is None
+        )
+        excess = len(candidates) + claiming - target
         if excess <= 0:
             return []
         pending = sorted(

@@ -144,6 +144,8 @@ class Reconciler:
             return
         if role != "member":
             return
+        if event.action == "rename":
+            self.executor.renames.seen(event.container_id, event.name, event.old_name)
         with state.lock:
             key = state.table.key_of(event.container_id)
         if key is not None:

@@ -22,6 +22,7 @@ event did not come within its wait, is released unanswered and falls back the sa
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from dockpool._core import machine as m
@@ -49,12 +50,18 @@ class Waiter:
         return self._done.wait(timeout) and self.seen
 
 
+#: How many recent renames of members `RenameWatch` remembers (for doubts: doubts.py).
+_RECENT = 1024
+
+
 class RenameWatch:
-    """Claims waiting for their rename's event, and whether the stream can answer them."""
+    """Claims waiting for their rename's event, and whether the stream can answer them; and
+    the old names of the latest renames of members, seen by the stream (`old_name_of`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiting: dict[tuple[m.ContainerId, str], Waiter] = {}
+        self._recent: OrderedDict[tuple[m.ContainerId, str], str] = OrderedDict()
         self._epoch = 0  # bumped by every connect and loss of the stream
         self._connected = False
         self._synced = False  # the resync that follows the latest connect has run
@@ -82,6 +89,22 @@ class RenameWatch:
             with self._lock:
                 if self._waiting.get(waiter.key) is waiter:
                     del self._waiting[waiter.key]
+
+    def seen(self, container_id: m.ContainerId, name: str, old_name: str | None) -> None:
+        """The stream brought a member's rename event (late, or of a member this process
+        forgot): its old name is kept for a while, for a doubt about that rename."""
+        if old_name is None:
+            return
+        with self._lock:
+            self._recent[(container_id, name.lstrip("/"))] = old_name.lstrip("/")
+            while len(self._recent) > _RECENT:
+                self._recent.popitem(last=False)
+
+    def old_name_of(self, container_id: m.ContainerId, name: str) -> str | None:
+        """The name `container_id` had when the engine renamed it to `name`, if the stream
+        told (None: no such rename seen, or forgotten)."""
+        with self._lock:
+            return self._recent.get((container_id, name))
 
     def applied(self, container_id: m.ContainerId, name: str, old_name: str | None = None) -> None:
         """The reconciler applied a rename event (and so every event before it)."""
