@@ -165,21 +165,25 @@ class World:
         return [c for c in self.labelled() if c.name.startswith(prefix) and c.role == "member"]
 
     def start_proc(self) -> Proc:
-        """Start a pool process behind the proxy (one started on a broken config refuses:
-        fix the file, retry)."""
+        """Start a pool process behind the proxy. One started on a broken config refuses, as
+        does one whose start meets a lost or refused answer (a pool does not start without
+        the engine): like a host, fix the file and try again (a few times)."""
         t0 = time.monotonic()
         env = {"DOCKER_HOST": self.proxy.url}
-        proc = Proc(self.config, watch=True, env=env)
-        try:
-            proc.wait(lambda f: "started" in f, 120)
-        except AssertionError:
-            try:
-                proc.popen.wait(10)  # it ended its output: let it finish exiting
-            except subprocess.TimeoutExpired:
-                raise AssertionError(f"a pool process did not start: {proc.stderr()}") from None
-            self.write_config(self.size)
+        for attempt in range(6):
             proc = Proc(self.config, watch=True, env=env)
-            proc.wait(lambda f: "started" in f, 120)
+            try:
+                proc.wait(lambda f: "started" in f, 120)
+                break
+            except AssertionError:
+                try:
+                    proc.popen.wait(10)  # it ended its output: let it finish exiting
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"a pool process hung: {proc.stderr()}") from None
+                if attempt == 5:
+                    raise AssertionError(f"a pool process did not start: {proc.stderr()}") from None
+                self.write_config(self.size)
+                time.sleep(1)
         self.procs.append(proc)
         self.starts.append(time.monotonic() - t0)
         return proc
