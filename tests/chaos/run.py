@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import random
 import re
 import tempfile
@@ -84,8 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"chaos: BROKEN: {problem}")
         verdict = "all invariants hold" if not problems else f"{len(problems)} invariants broken"
+        if problems:
+            print(f"chaos: the pool processes' logs and facts: {_keep_logs(w, seed)}")
         print(f"chaos: seed {seed}: {verdict}")
         return 0 if not problems else 1
+
+
+def _keep_logs(w: World, seed: int) -> Path:
+    """Write every pool process's log (dockpool's records, INFO and up) and facts to a kept
+    directory, for the post-mortem of a failed run."""
+    keep = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-"))
+    for i, proc in enumerate(w.procs + w.dead + w.closed):
+        (keep / f"proc-{i}-{proc.popen.pid}.log").write_text(proc.stderr())
+        facts = "".join(json.dumps(fact) + "\n" for fact in proc.facts)
+        (keep / f"proc-{i}-{proc.popen.pid}.facts").write_text(facts)
+    return keep
 
 
 def _reason(error: str) -> str:

@@ -169,7 +169,7 @@ class World:
         does one whose start meets a lost or refused answer (a pool does not start without
         the engine): like a host, fix the file and try again (a few times)."""
         t0 = time.monotonic()
-        env = {"DOCKER_HOST": self.proxy.url}
+        env = {"DOCKER_HOST": self.proxy.url, "DOCKPOOL_PROCESS_LOG": "1"}
         for attempt in range(6):
             proc = Proc(self.config, watch=True, env=env)
             try:

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 import attrs
+from loguru import logger
 
 from dockpool import ContainerPool, PoolConfig, signals
 
@@ -49,6 +50,9 @@ def _claim(pool: ContainerPool, name: str) -> None:
 
 
 def main(path: str, watch: bool = False) -> int:
+    if os.environ.get("DOCKPOOL_PROCESS_LOG") == "1":  # (the chaos run keeps it for a failure)
+        logger.enable("dockpool")
+        logger.add(sys.stderr, level="INFO", format="{time:HH:mm:ss.SSS} {level} {message}")
     pool = ContainerPool.from_config(PoolConfig.from_toml(path))
 
     def on_upkeep(sender: Any, leading: bool) -> None:
