@@ -133,13 +133,9 @@ class Locks:
             if hand is None:
                 return None
             self._stuck.remove(hand)
-        try:
-            name = self._api.inspect(hand.id).name
-        except ContainerNotFoundError:
-            self.lost(hand.id)
+        name = self._name_now(hand)
+        if name == "":
             return None
-        except DockerError:
-            name = None
         if name == target:
             return hand
         if name == hand.home:
@@ -154,20 +150,28 @@ class Locks:
         """After a rename of `hand` to `target` whose answer was lost: True if the engine did
         rename it (the lock is held); False if not (the hand is free again). If the engine
         cannot say, the hand is set aside holding `target`, and `repair` lets go of it."""
-        try:
-            name = self._api.inspect(hand.id).name
-        except ContainerNotFoundError:
-            self.lost(hand.id)
-            return False
-        except DockerError:
+        name = self._name_now(hand)
+        if name is None:
             hand.holds = target
             with self._mutex:
                 self._stuck.append(hand)
             return False
         if name == target:
             return True
-        self._put(hand)
+        if name:
+            self._put(hand)
         return False
+
+    def _name_now(self, hand: Hand) -> str | None:
+        """`hand`'s name on the engine: "" if it is gone (then it is lost), None if the engine
+        cannot say."""
+        try:
+            return self._api.inspect(hand.id).name
+        except ContainerNotFoundError:
+            self.lost(hand.id)
+            return ""
+        except DockerError:
+            return None
 
     def hold(self, member_name: str) -> bool:
         """Hold `member_name`'s lock ahead of a claim (see `take`); False if someone else
