@@ -4,7 +4,7 @@ A rename is not a lock: two processes that rename one container to *different* n
 succeed. Name reservation is: of two containers renamed to one name, exactly one gets it. So a
 member's lock is a name, `<member name>-lock`, and a process holds it by renaming one of its
 own *hands* to it: small containers, created and never started, labelled with the process's
-token. The loser of a race gets a conflict at once and tries another member.
+token (hands.py). The loser of a race gets a conflict at once and tries another member.
 
 Holding the lock, a claimer renames the member *by its member name*, never by id: a claimer
 that takes the lock after an earlier holder let go finds no container under that name any more
@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-import attrs
 from loguru import logger
 
 from dockpool._adapters.api import EngineApi
@@ -45,21 +44,10 @@ from dockpool._core.errors import (
     NameConflictError,
 )
 from dockpool._core.machine import ContainerId
-from dockpool._core.spec import OWNER_LABEL, POOL_LABEL, ROLE_LABEL, hand_name, lock_name
+from dockpool._core.spec import lock_name
+from dockpool._runtime.hands import Hand, Hands
 
-
-@attrs.define
-class Hand:
-    """One of this process's hand containers."""
-
-    id: ContainerId
-    home: str  # its resting name
-    holds: str | None = None  # the lock name it holds, if any
-    lost: bool = False  # the engine destroyed it (prune, rm -f, a leader's housekeeping)
-    #: ... and its `destroy` event was applied (ordered with the other events: a claim's
-    #: rename event applied before it means the lock held at the rename; a resync's list is
-    #: not ordered with them)
-    destroy_seen: bool = False
+__all__ = ["Hand", "Locks"]
 
 
 class Locks:
@@ -76,23 +64,17 @@ class Locks:
     ) -> None:
         self._api = api
         self._pool = pool
-        self._token = token
-        self._image = image
+        self._hands = Hands(api, pool, token, image)
         #: waits at most N s for this process's presence to run: only then may it take locks
         self._present = present
         self._rejoin_wait = rejoin_wait
         self._mutex = threading.Lock()
-        self._hands: dict[ContainerId, Hand] = {}  # every hand this process made, not lost
-        self._gone: list[Hand] = []  # hands lost lately (their destroy event may still come)
-        self._free: list[Hand] = []
-        self._stuck: list[Hand] = []  # failed to go home: holding a name we no longer want
         self._held: dict[str, Hand] = {}  # member name -> the hand holding its lock, ahead
         self._pending: set[str] = set()  # being held ahead right now
-        self._count = 0
 
     @property
     def labels(self) -> Mapping[str, str]:
-        return {POOL_LABEL: self._pool, ROLE_LABEL: "hand", OWNER_LABEL: self._token}
+        return self._hands.labels
 
     def acquire(self, member_name: str) -> Hand | None:
         """Hold `member_name`'s lock; None if another holder has it. Raises DockerError (also
@@ -105,11 +87,11 @@ class Locks:
                     f"pool {self._pool}: this process has no presence on the engine (rejoining); "
                     "it takes no lock until it is back"
                 )
-            hand = self._take()
+            hand = self._hands.take()
             try:
                 self._api.rename(hand.id, target)
             except NameConflictError:
-                self._put(hand)
+                self._hands.put(hand)
                 return self._own_stuck(target)  # None: another holder has it
             except ContainerNotFoundError:  # removed under us (prune, rm -f): the others may be
                 self.lost(hand.id)  # gone too; the resync's list tells
@@ -128,50 +110,35 @@ class Locks:
         if the engine says it holds `target` still, the lock is ours and the caller gets the
         hand; if it went home after all (the answer was lost), or the engine cannot say, the
         lock is not ours to use (another process may hold it now). None then."""
-        with self._mutex:
-            hand = next((h for h in self._stuck if h.holds == target), None)
-            if hand is None:
-                return None
-            self._stuck.remove(hand)
-        name = self._name_now(hand)
+        hand = self._hands.stuck_holding(target)
+        if hand is None:
+            return None
+        name = self._hands.name_now(hand)
         if name == "":
             return None
         if name == target:
             return hand
         if name == hand.home:
             hand.holds = None
-            self._put(hand)
+            self._hands.put(hand)
         else:
-            with self._mutex:
-                self._stuck.append(hand)
+            self._hands.set_aside(hand)
         return None
 
     def _read_back(self, hand: Hand, target: str) -> bool:
         """After a rename of `hand` to `target` whose answer was lost: True if the engine did
         rename it (the lock is held); False if not (the hand is free again). If the engine
         cannot say, the hand is set aside holding `target`, and `repair` lets go of it."""
-        name = self._name_now(hand)
+        name = self._hands.name_now(hand)
         if name is None:
             hand.holds = target
-            with self._mutex:
-                self._stuck.append(hand)
+            self._hands.set_aside(hand)
             return False
         if name == target:
             return True
         if name:
-            self._put(hand)
+            self._hands.put(hand)
         return False
-
-    def _name_now(self, hand: Hand) -> str | None:
-        """`hand`'s name on the engine: "" if it is gone (then it is lost), None if the engine
-        cannot say."""
-        try:
-            return self._api.inspect(hand.id).name
-        except ContainerNotFoundError:
-            self.lost(hand.id)
-            return ""
-        except DockerError:
-            return None
 
     def hold(self, member_name: str) -> bool:
         """Hold `member_name`'s lock ahead of a claim (see `take`); False if someone else
@@ -243,87 +210,39 @@ class Locks:
             pass  # home already (an earlier release whose answer was lost went through)
         except DockerError as exc:
             logger.warning("releasing lock {} failed: {} (retried later)", hand.holds, exc)
-            with self._mutex:
-                self._stuck.append(hand)
+            self._hands.set_aside(hand)
             return
         hand.holds = None
-        self._put(hand)
+        self._hands.put(hand)
 
     def repair(self) -> None:
         """Retry the releases that failed (called at every resync)."""
-        with self._mutex:
-            stuck, self._stuck = self._stuck, []
-        for hand in stuck:
+        for hand in self._hands.stuck():
             self.release(hand)
 
     def ids(self) -> set[ContainerId]:
-        with self._mutex:
-            return set(self._hands)
+        return self._hands.ids()
 
     def lost(self, container_id: ContainerId, *, event: bool = False) -> None:
         """The engine destroyed this process's hand `container_id` (its `destroy` event, with
         `event`, or a resync's list without it): the lock it held is free now, so it is never
         used again."""
-        with self._mutex:
-            hand = next((h for h in self._gone if h.id == container_id), None)
-            if hand is not None:  # known lost already: only the event is news
-                hand.destroy_seen = hand.destroy_seen or event
-                return
-            hand = self._hands.pop(container_id, None)
-            if hand is None:
-                return
-            hand.lost, hand.destroy_seen = True, event
-            self._gone.append(hand)
-            del self._gone[:-64]  # (a claim holding one reads its flags; old ones are done)
-            self._free = [h for h in self._free if h is not hand]
-            self._stuck = [h for h in self._stuck if h is not hand]
-            self._held = {m: h for m, h in self._held.items() if h is not hand}
-        logger.warning("pool {}: hand {} ({}) was removed by someone; its lock is no longer held",
-                       self._pool, hand.home, hand.holds or "no lock")  # fmt: skip
+        hand = self._hands.lost(container_id, event=event)
+        if hand is not None:
+            self._forget(hand)
 
     def reconcile(self, before: set[ContainerId], listed: set[ContainerId]) -> None:
         """A resync's list showed this process's hands as `listed`: of the hands it had
         before the list began (`before`, from `ids`), the others are gone."""
-        with self._mutex:
-            missing = [cid for cid in before - listed if cid in self._hands]
-        for cid in missing:
-            self.lost(cid)
+        for hand in self._hands.reconcile(before, listed):
+            self._forget(hand)
 
     def close(self) -> None:
-        """Remove every hand of this process (a lock still held is released by that): the
-        ones it knows, then any other container labelled as its hand, which it lost track of
-        (a create whose answer was lost in an engine restart, a hand dropped from the free
-        list when the engine said it was gone). Its token is its own: nobody else uses them."""
+        """Remove every hand of this process (a lock still held is released by that)."""
         with self._mutex:
-            ids = list(self._hands)
-            self._hands, self._free, self._stuck, self._held = {}, [], [], {}
-        try:
-            ids += [view.id for view in self._api.list(self.labels) if view.id not in ids]
-        except DockerError as exc:
-            logger.warning("pool {}: cannot list this process's hands: {}", self._pool, exc)
-        for cid in ids:
-            try:
-                self._api.remove(cid)
-            except ContainerNotFoundError:
-                continue
-            except DockerError as exc:
-                logger.warning("removing hand {} failed: {}", cid[:12], exc)
+            self._held = {}
+        self._hands.close()
 
-    def _take(self) -> Hand:
+    def _forget(self, hand: Hand) -> None:
         with self._mutex:
-            if self._free:
-                return self._free.pop()
-            self._count += 1
-            index = self._count
-        home = hand_name(self._pool, self._token, index)
-        image, labels = self._image()
-        cid = self._api.create_marker(home, {**labels, **self.labels}, image, stdin=False)
-        hand = Hand(cid, home)
-        with self._mutex:
-            self._hands[cid] = hand
-        return hand
-
-    def _put(self, hand: Hand) -> None:
-        with self._mutex:
-            if not hand.lost:
-                self._free.append(hand)
+            self._held = {m: h for m, h in self._held.items() if h is not hand}
