@@ -5,6 +5,7 @@ would: on members, on the pool's bookkeeping, on its answers, on its processes a
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ def kinds(dockerd: bool) -> list[Kind]:
         ("presence removed", 0.5, lambda w: _on_book(w, "presence", lambda i: _api(w).remove_container(i, force=True))),
         ("hand removed", 1, _remove_hand),
         ("prune", 1, _prune),
+        ("prune mid claims", 1, _prune_mid_claims),
         ("attach cut", 1, lambda w: w.proxy.cut("attach")),
         ("events cut", 1, lambda w: w.proxy.cut("events")),
         ("session rename lost", 2, lambda w: w.proxy.plan.arm("rename", "lose", match=f"name=c{w.run[:4]}")),
@@ -110,6 +112,20 @@ def _prune(w: World) -> None:
     w.cap_revoked += any(c.name.endswith("-cap-lock") for c in w.labelled())
     done = w.client.api.prune_containers(filters={"label": f"dockpool.pool={w.name}"})
     w.pruned.update(done.get("ContainersDeleted") or [])
+
+
+def _prune_mid_claims(w: World) -> None:
+    """Every process claims at once, and a prune destroys the hands holding locks mid-claim:
+    a claim whose rename is in flight when its lock is broken races the process that takes the
+    lock next (dockerd resolves a rename's old name before it locks the container: both
+    renames can land, the stale one last; the 28.5 run found a leased container renamed so)."""
+    for proc in list(w.procs):
+        prefix = f"c{w.run[:4]}s{w.step}p{w.procs.index(proc)}"
+        for i in range(2):
+            w.sessions[f"{prefix}-{i}"] = Session(f"{prefix}-{i}", proc)
+        proc.send(f"spawn 2 {prefix}")
+    time.sleep(w.rng.uniform(0.0, 0.03))
+    _prune(w)
 
 
 def _rename_by_others(w: World) -> None:

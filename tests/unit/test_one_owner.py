@@ -186,6 +186,54 @@ def test_a_lock_lost_before_its_rename_hands_nothing_out(
     assert wait_for(lambda: named(docker, "s1") is None, timeout=3)
 
 
+def test_a_stale_rename_after_a_broken_lock_leaves_the_handed_member_alone(
+    make_pool: Any, docker: FakeDocker
+) -> None:
+    """A prune destroys claim A's hand while A's rename of the member is in flight (dockerd
+    resolved the member's name and waits for the container's lock); B takes the free lock and
+    renames the member for its session; A's rename lands right after B's (the chaos run on
+    Engine 28.5 found a leased container renamed so). B, which saw the lock broken, reads the
+    name back and restores it before it hands the member over; A, whose lock was lost before
+    its rename, hands nothing out and gives the name back at once."""
+    a = make_pool(1, resync_interval=60)
+    a.wait_until_full(timeout=5)
+    b = make_pool(1, resync_interval=60)
+    b.wait_until_full(timeout=5)
+    for pool in (a, b):
+        _per_claim_locks(pool)
+    leases: dict[str, Lease] = {}
+    errors: list[Exception] = []
+
+    def b_claims() -> None:
+        leases["s2"] = b.claim("s2", timeout=5)
+
+    def prune_and_race(c: FakeContainer, new_name: str) -> None:
+        if new_name != "s1":
+            return
+        assert any(name.endswith("-lock") for name in docker.prune())
+        threading.Thread(target=b_claims).start()
+        assert wait_for(lambda: c.name == "s2", timeout=5)  # then A's rename lands
+
+    def a_claims() -> None:
+        try:
+            leases["s1"] = a.claim("s1", timeout=5)
+        except ClaimError as exc:
+            errors.append(exc)
+
+    docker.on_resolved = prune_and_race
+    claimer = threading.Thread(target=a_claims)
+    claimer.start()
+    assert wait_for(lambda: "s2" in leases, timeout=10)
+    lease = leases["s2"]
+    assert docker.containers[lease.container_id].name == "s2"  # when B's host receives it
+    claimer.join(timeout=10)
+    docker.on_resolved = lambda c, new: None
+    assert "s1" not in leases and errors and "lost before its rename" in str(errors[0])
+    time.sleep(0.3)
+    assert docker.containers[lease.container_id].name == "s2"
+    assert named(docker, "s1") is None
+
+
 # -- 3. one leader --------------------------------------------------------------------------------
 
 

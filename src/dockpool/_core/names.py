@@ -28,6 +28,8 @@ ROLES = ("member", "presence", "hand")
 
 #: Prefix of an unclaimed member's name; the pool name and a short token follow.
 NAME_PREFIX = "dockpool-"
+#: Suffix of a lock's name (`lock_name`).
+LOCK_SUFFIX = "-lock"
 
 
 def member_name(pool: str, token: str) -> str:
@@ -47,7 +49,7 @@ def role_of(labels: Mapping[str, str]) -> str:
 
 def lock_name(member: str) -> str:
     """The name whose holder owns `member`'s lock: one engine-wide name per member."""
-    return f"{member}-lock"
+    return f"{member}{LOCK_SUFFIX}"
 
 
 def presence_name(pool: str, token: str) -> str:

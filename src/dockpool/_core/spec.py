@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from dockpool._core.names import (  # re-exported: the names and labels belong with the spec
+    LOCK_SUFFIX,
     NAME_PREFIX,
     ORIGIN_LABEL,
     OWNER_LABEL,
@@ -34,8 +35,8 @@ from dockpool._core.names import (  # re-exported: the names and labels belong w
 )
 
 __all__ = [
-    "NAME_PREFIX", "ORIGIN_LABEL", "OWNER_LABEL", "POOL_LABEL", "ROLES", "ROLE_LABEL",
-    "SPEC_LABEL", "START_INTERVAL_API", "ContainerSpec", "HealthCheck", "Readiness",
+    "LOCK_SUFFIX", "NAME_PREFIX", "ORIGIN_LABEL", "OWNER_LABEL", "POOL_LABEL", "ROLES",
+    "ROLE_LABEL", "SPEC_LABEL", "START_INTERVAL_API", "ContainerSpec", "HealthCheck", "Readiness",
     "WarmUpRequest", "hand_name", "is_member_name", "leader_name", "leaving_name", "lock_name",
     "member_name", "presence_name", "readiness_mode", "role_of",
 ]  # fmt: skip

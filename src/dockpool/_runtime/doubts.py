@@ -112,6 +112,16 @@ class Doubts:
                 if settled:
                     del self._pending[key]
 
+    def settle_now(self, session: str) -> None:
+        """Settle the doubt about `session` now, if the engine answers (else at a resync)."""
+        with self._mutex:
+            doubt = self._pending.get(session)
+            try:
+                if doubt is not None and self._settle(doubt):
+                    del self._pending[session]
+            except DockerError as exc:
+                logger.warning("pool {}: claim {} still in doubt: {}", self._pool, session, exc)
+
     def _settle(self, doubt: Doubt) -> bool:
         """Settle `doubt` from the engine; False to ask again at the next resync."""
         if doubt.discard:

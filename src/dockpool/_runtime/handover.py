@@ -28,6 +28,7 @@ from loguru import logger
 
 from dockpool._core import machine as m
 from dockpool._core.errors import (
+    AlreadyNamedError,
     ClaimError,
     ContainerNotFoundError,
     DockerError,
@@ -115,6 +116,10 @@ def rename(
         if _lock_was_lost(ex, hand, waiter if seen else None):
             _in_doubt(ex, member, session_name, waiter if seen else None)
         handed = isinstance(outcome[0], m.ClaimSucceeded) and outcome[0].alive
+        if handed and ex.locks.broke_lately(hand.holds):
+            kept = _keep_name(ex, member, session_name)
+            if kept is not None:
+                handed, outcome = False, (kept, {})
         return outcome
     finally:
         ex.renames.forget(waiter)
@@ -188,12 +193,46 @@ def _lock_was_lost(ex: Executor, hand: Hand, waiter: Waiter | None) -> bool:
         return hand.lost  # the engine cannot say: what the events told
 
 
+def _keep_name(ex: Executor, member: m.Member, session: str) -> m.Event | None:
+    """The claim's lock was broken a moment before it took it (the old holder's hand was
+    destroyed): that holder's rename of the member, if it was in flight, may land right after
+    this claim's (dockerd resolves a rename's old name before it locks the container; the
+    stale claimer gives the name back when it sees that, see `_in_doubt`). So the name is read
+    back, and a member moved away is renamed back by its id (this claim renamed it, nobody has
+    received it). None if it carries the session's name; else the claim's failure. If the
+    engine cannot say within `Timeouts.resolve`, None: the member is this claim's either way."""
+    assert member.container_id is not None
+    deadline = time.monotonic() + ex.timeouts.resolve
+    while True:
+        try:
+            name = ex.api.inspect(member.container_id).name
+            if name == session:
+                return None
+            logger.warning("claim {}: a stale rename (its lock was broken) moved {} to {}; "
+                           "renaming it back", session, member.name, name)  # fmt: skip
+            ex.api.rename(member.container_id, session)
+            return None
+        except ContainerNotFoundError:
+            return m.ClaimFailed("removed under the claim", alive=False, gone=True)
+        except AlreadyNamedError:
+            return None
+        except DockerError as exc:  # NameConflictError too: look again
+            if time.monotonic() > deadline:
+                if isinstance(exc, NameConflictError):
+                    return m.ClaimFailed(f"its name was taken: {exc}", alive=False, gone=True)
+                logger.error("claim {}: cannot read {}'s name back: {}", session, member.name, exc)
+                return None
+            time.sleep(0.05)
+
+
 def _in_doubt(ex: Executor, member: m.Member, session: str, waiter: Waiter | None) -> None:
     assert member.container_id is not None
     lost = m.ClaimFailed("its lock was lost before the rename", alive=False, gone=True)
     ex.apply(member.key, lost)
     old = waiter.old_name if waiter is not None else None
     _doubt(ex, Doubt(member.container_id, session, member.name, old, exclusive=False))
+    if old is not None and old != member.name:  # it took the name of another claim's session:
+        ex.doubts.settle_now(session)  # given back at once, not at the next resync
     raise ClaimError(
         f"claim {session!r}: the lock on {member.name} was lost before its rename (its hand "
         "was removed by someone), so another process may have taken it too; nothing was "

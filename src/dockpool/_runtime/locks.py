@@ -26,6 +26,12 @@ process has no presence on the engine (`present`: the leader may count it gone),
 the engine reports destroyed (its `destroy` event, or missing from a resync's list) is `lost`
 at once and never used again, and a claim checks after its rename that its hand was not lost
 before it (see handover.py). A call whose answer was lost is resolved by reading the hand back.
+
+The other side of a broken lock: a process that takes a lock whose hand was destroyed a moment
+ago (any process's: `broke`) cannot know whether the old holder's rename of the member is still
+in flight; dockerd resolves a rename's old name before it locks the container, so that rename
+can land right after this one. Such a claim reads its member's name back before handing it over
+(`broke_lately`, handover.py).
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ from dockpool._core.errors import (
 from dockpool._core.machine import ContainerId
 from dockpool._core.spec import lock_name
 from dockpool._runtime.hands import Hand, Hands
+
+#: How long a lock whose hand was destroyed counts as broken lately (see `broke_lately`).
+_BROKEN_FOR = 30.0
 
 __all__ = ["Hand", "Locks"]
 
@@ -71,6 +80,7 @@ class Locks:
         self._mutex = threading.Lock()
         self._held: dict[str, Hand] = {}  # member name -> the hand holding its lock, ahead
         self._pending: set[str] = set()  # being held ahead right now
+        self._broken: dict[str, float] = {}  # lock name -> when a hand holding it was destroyed
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -242,6 +252,20 @@ class Locks:
         with self._mutex:
             self._held = {}
         self._hands.close()
+
+    def broke(self, name: str) -> None:
+        """A hand (any process's) was destroyed while it held the lock `name`."""
+        now = time.monotonic()
+        with self._mutex:
+            self._broken = {k: t for k, t in self._broken.items() if now - t < _BROKEN_FOR}
+            self._broken[name] = now
+
+    def broke_lately(self, name: str | None) -> bool:
+        """Was the lock `name` broken (its hand destroyed) in the last `_BROKEN_FOR` s? Its
+        old holder's rename of the member may then land after a new holder's."""
+        with self._mutex:
+            when = self._broken.get(name or "")
+        return when is not None and time.monotonic() - when < _BROKEN_FOR
 
     def _forget(self, hand: Hand) -> None:
         with self._mutex:

@@ -24,7 +24,7 @@ from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
 from dockpool._core.errors import DockerError
 from dockpool._core.events import ContainerEvent, machine_event
-from dockpool._core.spec import OWNER_LABEL, POOL_LABEL, is_member_name, role_of
+from dockpool._core.spec import LOCK_SUFFIX, OWNER_LABEL, POOL_LABEL, is_member_name, role_of
 from dockpool._runtime.ahead import Ahead
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.locks import Locks
@@ -139,8 +139,12 @@ class Reconciler:
             self.peers.on_event(event.container_id, event.action, event.name, event.old_name)
             return
         if role == "hand":
-            if event.action == "destroy" and event.labels.get(OWNER_LABEL) == self.peers.token:
+            if event.action != "destroy":
+                return
+            if event.labels.get(OWNER_LABEL) == self.peers.token:
                 self.locks.lost(event.container_id, event=True)  # its lock is free: unused
+            if event.name.endswith(LOCK_SUFFIX):  # a lock broken: its holder may still rename
+                self.locks.broke(event.name)
             return
         if role != "member":
             return
