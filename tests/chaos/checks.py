@@ -43,23 +43,26 @@ def verify_leases(w: World, end_sessions: bool = False) -> list[str]:
 
 def recover(w: World) -> None:
     """The host's part after a process died mid-claim: each of its unanswered sessions is
-    asked for with `lease_for` through a live process, and taken over if it exists."""
+    asked for with `lease_for` through a live process, and taken over if it exists; each
+    session it refused is released (a refusal whose outcome that process would have settled
+    at its next resync, a doubt, died with it: the host starts that session anew)."""
     w.collect()
     for session in w.sessions.values():
-        if session.lease or session.error or session.proc not in w.dead or session.recovered:
+        if session.lease or session.proc not in w.dead or session.recovered:
             continue
         proc = w.procs[0]
-        proc.send(f"recover {session.name}")
-        fact = proc.wait(functools.partial(_recovered, session.name), 60)
+        word, answer = ("release", "released") if session.error else ("recover", "recovered")
+        proc.send(f"{word} {session.name}")
+        fact = proc.wait(functools.partial(_answered, session.name, answer), 60)
         session.recovered = True
         if fact.get("failed"):
-            w.broken.append(f"recovering {session.name} failed: {fact['failed']}")
-        elif fact["recovered"] is not None:
+            w.broken.append(f"{word} {session.name} failed: {fact['failed']}")
+        elif answer == "recovered" and fact["recovered"] is not None:
             session.lease = fact["recovered"]
 
 
-def _recovered(name: str, fact: dict[str, Any]) -> bool:
-    return fact.get("name") == name and "recovered" in fact
+def _answered(name: str, answer: str, fact: dict[str, Any]) -> bool:
+    return fact.get("name") == name and answer in fact
 
 
 def check_sessions(w: World) -> list[str]:

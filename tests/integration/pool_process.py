@@ -10,6 +10,7 @@ It starts `ContainerPool.from_config`, prints one JSON line per fact, and reads 
     spawn N PREFIX     the same, in the background (the next command is read at once)
     drain              wait for every spawned claim: {"drained": how many ran}
     recover NAME       `lease_for(NAME)`: {"recovered": lease or null, "name": NAME}
+    release NAME       `release(NAME)`: {"released": bool, "name": NAME}
     stats              {"stats": {...}, "leader": bool, "size": the size in force}
     close              close the pool, print {"closed": true} and exit
 
@@ -95,6 +96,11 @@ def main(path: str, watch: bool = False) -> int:
                     None if found is None else {**attrs.asdict(found), "ports": dict(found.ports)}
                 )
                 say(recovered=lease, name=words[1])
+        elif words[0] == "release":
+            try:
+                say(released=pool.release(words[1]), name=words[1])
+            except Exception as exc:
+                say(released=False, name=words[1], failed=f"{type(exc).__name__}: {exc}")
         elif words[0] == "stats":
             say(stats=attrs.asdict(pool.stats()), leader=pool.leader, size=pool.config.size)
         elif words[0] == "close":

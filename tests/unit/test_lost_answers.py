@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dockpool import ClaimError
+from dockpool import ClaimError, ContainerPool
 from dockpool._core.machine import ContainerId
 from dockpool._core.spec import OWNER_LABEL, POOL_LABEL, ROLE_LABEL
 from tests.fakes import FakeDocker, wait_for
@@ -143,6 +143,12 @@ def test_a_follower_uses_a_member_it_first_saw_between_create_and_start(
     assert follower.try_claim("s2") is not None
 
 
+def _per_claim(pool: ContainerPool) -> None:
+    """Locks taken per claim only: not held ahead after the pool's claims (see ahead.py)."""
+    assert pool._rt is not None
+    pool._rt.ahead.enabled = False
+
+
 def test_a_lost_answer_when_taking_a_lock_leaves_no_member_locked(
     make_pool: Any, docker: FakeDocker
 ) -> None:
@@ -154,6 +160,7 @@ def test_a_lost_answer_when_taking_a_lock_leaves_no_member_locked(
     b = make_pool(1)
     b.wait_until_full(timeout=5)
     assert wait_for(lambda: _locks(docker) == [])  # nobody holds locks ahead with two
+    _per_claim(b)  # (nor after its claim)
     docker.faults.arm("rename", "lose", match="-lock")
     assert b.claim("s1", timeout=5).from_pool
     assert wait_for(lambda: _locks(docker) == [])
@@ -169,6 +176,7 @@ def test_a_lost_answer_when_releasing_a_lock_is_repaired(
     a.wait_until_full(timeout=5)
     b = make_pool(2, resync_interval=0.1)
     b.wait_until_full(timeout=5)
+    _per_claim(b)  # (a sole claimer would hold the other member's lock ahead with a hand)
     docker.faults.arm("rename", "lose", match="name=dockpool-fake-hand-")
     b.claim("s1", timeout=5)
     assert wait_for(lambda: docker.faults.pending() == 0)

@@ -30,6 +30,8 @@ ROLES = ("member", "presence", "hand")
 NAME_PREFIX = "dockpool-"
 #: Suffix of a lock's name (`lock_name`).
 LOCK_SUFFIX = "-lock"
+#: Suffix a hand's name takes for a moment to say its process wants a lock (see _runtime/ahead.py).
+WANT_SUFFIX = "-want"
 
 
 def member_name(pool: str, token: str) -> str:

@@ -24,6 +24,7 @@ from dockpool._core.names import (  # re-exported: the names and labels belong w
     ROLE_LABEL,
     ROLES,
     SPEC_LABEL,
+    WANT_SUFFIX,
     hand_name,
     is_member_name,
     leader_name,
@@ -36,9 +37,9 @@ from dockpool._core.names import (  # re-exported: the names and labels belong w
 
 __all__ = [
     "LOCK_SUFFIX", "NAME_PREFIX", "ORIGIN_LABEL", "OWNER_LABEL", "POOL_LABEL", "ROLES",
-    "ROLE_LABEL", "SPEC_LABEL", "START_INTERVAL_API", "ContainerSpec", "HealthCheck", "Readiness",
-    "WarmUpRequest", "hand_name", "is_member_name", "leader_name", "leaving_name", "lock_name",
-    "member_name", "presence_name", "readiness_mode", "role_of",
+    "ROLE_LABEL", "SPEC_LABEL", "START_INTERVAL_API", "WANT_SUFFIX", "ContainerSpec",
+    "HealthCheck", "Readiness", "WarmUpRequest", "hand_name", "is_member_name", "leader_name",
+    "leaving_name", "lock_name", "member_name", "presence_name", "readiness_mode", "role_of",
 ]  # fmt: skip
 
 

@@ -1,17 +1,31 @@
-"""Locks held ahead of claims, while this process is the only one on its pool.
+"""Locks held ahead of claims, by the one process of the pool that claims.
 
 A claim's path is then one rename (the member to the session's name) and the check, instead
 of two renames: the member's lock is already this process's (see locks.py). Exactly one owner
 still holds: a member is renamed only by a process holding its lock, and no other process can
-take a lock this one holds. When another process of the pool appears (its presence's `start`
-event, or a resync that lists it), every lock held ahead is let go at once, and claims take
-locks one by one again; when this process is alone again (a resync shows no other presence),
-it holds its ready members' locks ahead again.
+take a lock this one holds. So holding ahead is only a question of who waits for whom.
+
+A process holds its ready members' locks ahead while nobody else needs them: while it is alone
+on its pool, or while it is the pool's only claimer (it claimed in the last `_QUIET` seconds,
+and no other process did). It lets them all go, and takes locks per claim again for `_QUIET`
+seconds, when the pool is contended:
+
+- another process of the pool appears (its presence's `start` event, or a resync lists it);
+- another process claims a member (its rename event) or cold-starts one (its member appears);
+- another process *wants* a lock this one may hold: a claim or a removal that found a member
+  locked says so through the engine, by renaming one of its hands to `<home>-want` and back
+  (`want`): every process sees the rename's event, and a holder lets go at once. The claim
+  meanwhile retries the locked members for a moment (claims.py), and gets one when it is let go.
+
+A pool with one busy claimer among idle processes (a host serving sessions, others on standby)
+gets one-rename claims; a pool whose processes all claim gets per-claim locks, as before.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import time
 
 from loguru import logger
 
@@ -21,9 +35,14 @@ from dockpool._runtime.locks import Locks
 from dockpool._runtime.state import PoolState
 from dockpool._runtime.workers import Workers
 
+#: Seconds after contention (or after this process's last claim) during which it holds nothing.
+_QUIET = 5.0
+#: A process sends at most one want signal per this many seconds.
+_WANT_EVERY = 0.2
+
 
 class Ahead:
-    """Holds ready members' locks ahead while `alone`; lets them go when not."""
+    """Holds ready members' locks ahead while nobody else needs them; lets them go when so."""
 
     def __init__(self, state: PoolState, locks: Locks, workers: Workers) -> None:
         self.state = state
@@ -31,22 +50,55 @@ class Ahead:
         self.workers = workers
         self.alone = False
         self.enabled = True  # (tests of the per-claim lock path turn it off)
+        self._mutex = threading.Lock()
+        self._claimed = float("-inf")  # this process's latest claim
+        self._contended = float("-inf")  # the latest sign that another process needs locks
+        self._wanted_at = float("-inf")  # this process's latest want signal
+        self._holding = False
+        self._switch = threading.Lock()  # (one change of `_holding` at a time)
+
+    def holding(self) -> bool:
+        """Should this process hold its ready members' locks now?"""
+        if not self.enabled or self.state.closing:
+            return False
+        now = time.monotonic()
+        with self._mutex:
+            if now - self._contended < _QUIET:
+                return False
+            return self.alone or now - self._claimed < _QUIET
 
     def set_alone(self, alone: bool) -> None:
         """What this process now knows: is it the only process of the pool?"""
         was, self.alone = self.alone, alone and self.enabled
         if was and not self.alone:
-            logger.debug("pool {}: another process appeared; letting go of locks held ahead",
-                         self.state.name)  # fmt: skip
-            self.workers.submit(self.locks.let_go)
-        elif alone:
-            with self.state.lock:
-                ready = [mem.key for mem in self.state.table if self._wanted(mem)]
-            held = self.locks.held()
-            for key in ready:
-                member = self.state.table.get(key)
-                if member is not None and member.name not in held:
-                    self.workers.submit(functools.partial(self._hold, key))
+            self.contended("another process appeared")
+        else:
+            self._update()
+
+    def claimed(self) -> None:
+        """This process served a claim from the pool."""
+        with self._mutex:
+            self._claimed = time.monotonic()
+        self._update()
+
+    def contended(self, why: str) -> None:
+        """Another process needs (or may need) the pool's locks: let go of every one held."""
+        with self._mutex:
+            self._contended = time.monotonic()
+        if self._holding:
+            logger.debug("pool {}: {}; letting go of locks held ahead", self.state.name, why)
+        self._update()
+
+    def want(self) -> None:
+        """A claim or removal of this process found a member locked by another process: tell
+        every process (a holder lets go), at most once per `_WANT_EVERY` s."""
+        now = time.monotonic()
+        with self._mutex:
+            if now - self._wanted_at < _WANT_EVERY:
+                return
+            self._wanted_at = self._contended = now
+        self._update()
+        self.workers.submit(self.locks.signal_want)
 
     def presence_event(self, own: m.ContainerId | None, container_id: m.ContainerId,
                        action: str) -> None:  # fmt: skip
@@ -64,10 +116,25 @@ class Ahead:
         elif new.state is m.State.READY and old.state is not m.State.READY and self._wanted(new):
             self.workers.submit(functools.partial(self._hold, new.key))
 
+    def _update(self) -> None:
+        """Act on a change of `holding`: hold every ready member's lock, or let them all go."""
+        with self._switch:
+            now = self.holding()
+            was, self._holding = self._holding, now
+        if was and not now:
+            self.workers.submit(self.locks.let_go)
+        elif now:
+            with self.state.lock:
+                ready = [mem.key for mem in self.state.table if self._wanted(mem)]
+            held = self.locks.held()
+            for key in ready:
+                member = self.state.table.get(key)
+                if member is not None and member.name not in held:
+                    self.workers.submit(functools.partial(self._hold, key))
+
     def _wanted(self, member: m.Member) -> bool:
         return (
-            self.alone
-            and not self.state.closing
+            self._holding
             and member.state is m.State.READY
             and member.reserved_for is None
             and member.fingerprint == self.state.fingerprint
@@ -75,7 +142,7 @@ class Ahead:
 
     def _hold(self, key: m.MemberKey) -> None:
         member = self.state.table.get(key)
-        if member is None or not self._wanted(member):
+        if member is None or not self._wanted(member) or not self.holding():
             return
         try:
             self.locks.hold(member.name)
@@ -83,7 +150,7 @@ class Ahead:
             logger.debug("holding {}'s lock ahead: {}", member.name, exc)
             return
         now = self.state.table.get(key)
-        if now is None or now.state is m.State.GONE or not self.alone:
-            hand = self.locks.take(member.name)  # left meanwhile, or we are not alone now
+        if now is None or now.state is m.State.GONE or not self.holding():
+            hand = self.locks.take(member.name)  # left meanwhile, or contended now
             if hand is not None:
                 self.locks.release(hand)

@@ -50,7 +50,7 @@ from dockpool._core.errors import (
     NameConflictError,
 )
 from dockpool._core.machine import ContainerId
-from dockpool._core.spec import lock_name
+from dockpool._core.spec import WANT_SUFFIX, lock_name
 from dockpool._runtime.hands import Hand, Hands
 
 #: How long a lock whose hand was destroyed counts as broken lately (see `broke_lately`).
@@ -81,6 +81,8 @@ class Locks:
         self._held: dict[str, Hand] = {}  # member name -> the hand holding its lock, ahead
         self._pending: set[str] = set()  # being held ahead right now
         self._broken: dict[str, float] = {}  # lock name -> when a hand holding it was destroyed
+        #: called when a member's lock is held by another process (ahead.py: `want`)
+        self.on_locked: Callable[[], None] = lambda: None
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -183,9 +185,29 @@ class Locks:
                 if member_name in self._held:
                     return self._held.pop(member_name)
                 if member_name not in self._pending:
-                    return None
+                    break
             time.sleep(0.01)
+        self.on_locked()
         return None
+
+    def signal_want(self) -> None:
+        """Tell every process of the pool that this one wants a lock another may hold ahead
+        (ahead.py): one of its hands renamed to `<home>-want` and back; the renames' events
+        are the signal."""
+        try:
+            hand = self._hands.take()
+        except DockerError as exc:
+            logger.debug("pool {}: signalling a want: {}", self._pool, exc)
+            return
+        hand.holds = f"{hand.home}{WANT_SUFFIX}"
+        try:
+            self._api.rename(hand.id, hand.holds)
+        except ContainerNotFoundError:
+            self.lost(hand.id)
+            return
+        except DockerError as exc:  # it may have happened: sent home either way (`repair`)
+            logger.debug("pool {}: signalling a want: {}", self._pool, exc)
+        self.release(hand)
 
     def take(self, member_name: str) -> Hand | None:
         """The hand holding `member_name`'s lock ahead, now the caller's to release; or None

@@ -24,7 +24,14 @@ from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
 from dockpool._core.errors import DockerError
 from dockpool._core.events import ContainerEvent, machine_event
-from dockpool._core.spec import LOCK_SUFFIX, OWNER_LABEL, POOL_LABEL, is_member_name, role_of
+from dockpool._core.spec import (
+    LOCK_SUFFIX,
+    OWNER_LABEL,
+    POOL_LABEL,
+    WANT_SUFFIX,
+    is_member_name,
+    role_of,
+)
 from dockpool._runtime.ahead import Ahead
 from dockpool._runtime.executor import Executor
 from dockpool._runtime.locks import Locks
@@ -55,7 +62,7 @@ class Reconciler:
         self.upkeep = upkeep
         self.peers = peers
         self.locks = locks
-        self.ahead: Ahead | None = None  # set by the runtime: locks held ahead while alone
+        self.ahead: Ahead | None = None  # set by the runtime: locks held ahead (ahead.py)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, name=f"dockpool-{state.name}-reconciler", daemon=True
@@ -139,9 +146,13 @@ class Reconciler:
             self.peers.on_event(event.container_id, event.action, event.name, event.old_name)
             return
         if role == "hand":
+            mine = event.labels.get(OWNER_LABEL) == self.peers.token
+            wants = event.action == "rename" and event.name.endswith(WANT_SUFFIX)
+            if wants and not mine and self.ahead is not None:  # it may want a lock we hold
+                self.ahead.contended("another process wants a lock")
             if event.action != "destroy":
                 return
-            if event.labels.get(OWNER_LABEL) == self.peers.token:
+            if mine:
                 self.locks.lost(event.container_id, event=True)  # its lock is free: unused
             if event.name.endswith(LOCK_SUFFIX):  # a lock broken: its holder may still rename
                 self.locks.broke(event.name)

@@ -105,9 +105,14 @@ class Runtime:
         executor.refill = upkeep.top_up
         autosize = AutoSize(state, upkeep, lambda: executor.sender)
         upkeep.autosize = autosize
-        executor.claim_seen, executor.warmed = autosize.claimed, autosize.warmed
         ahead = Ahead(state, locks, executor.removes)
-        executor.moved = ahead.moved
+
+        def claim_seen(hit: bool) -> None:  # another process's claim (or cold start)
+            autosize.claimed(hit)
+            ahead.contended("another process claimed")
+
+        executor.claim_seen, executor.warmed = claim_seen, autosize.warmed
+        executor.moved, locks.on_locked = ahead.moved, ahead.want
         reconciler = Reconciler(state, api, executor, upkeep, peers, locks)
         reconciler.ahead = ahead
         executor.wake = reconciler.wake
@@ -212,7 +217,10 @@ class Runtime:
         if lease is not None:
             return lease
         with self.state.claiming():
-            return claim_from_pool(self.executor, session, time.perf_counter(), payload=payload)
+            lease = claim_from_pool(self.executor, session, time.perf_counter(), payload=payload)
+        if lease is not None:
+            self.ahead.claimed()
+        return lease
 
     def serve(
         self,
@@ -240,6 +248,7 @@ class Runtime:
                 left = max(1.0, wait - (time.perf_counter() - started))
                 lease = cold_start(ex, session, started, left, cancel, payload)
         self.autosize.claimed(hit=lease.from_pool)
+        self.ahead.claimed()
         return lease
 
     def resume(self, session: str) -> Lease | None:
