@@ -7,9 +7,11 @@ It lives in tests/, not in dockpool.bench, because it drives the test suite's po
 
 Pool processes (tests/integration/pool_process.py, one pool name) on one engine:
 - one process, alone on its pool (it holds its members' locks ahead), claims `rounds` times;
-- two more join; one of the three claims alone, `rounds` times (it takes the member's lock
-  per claim: two renames); then all three claim at the same moment, `rounds` times (three
-  claims at once, each from another process, racing for the same members' locks);
+- two more join; once their appearance is forgotten (5 s: see _runtime/ahead.py) one of the
+  three claims alone, `rounds` times (after a first claim, not measured, it is the pool's only
+  claimer and holds the ready members' locks ahead: one rename); then all three claim at the
+  same moment, `rounds` times (three claims at once, each from another process: the pool is
+  contended, every claim takes its member's lock: two renames);
 - dockerd is restarted (scripts/dockerd-ctl.sh, only an engine this project started): the
   time until the engine answers again, and until the pool is full again with exactly one
   upkeep leader (every presence and member was stopped by the restart);
@@ -211,9 +213,12 @@ def main() -> int:
         print(f"1 process alone, 1 claim: {stats(alone)}; load {load()}", flush=True)
         bench.start(2)
         bench.warm()
+        time.sleep(5.5)  # (the others' appearance is forgotten)
+        bench.claim_round(bench.procs[:1], "first")  # (now the pool's only claimer)
         one: list[float] = []
         for r in range(args.rounds):
             bench.warm()
+            time.sleep(0.3)  # (the locks of the new members are taken ahead)
             one += bench.claim_round(bench.procs[:1], f"o{r}")
         print(f"3 processes, 1 claim: {stats(one)}; load {load()}", flush=True)
         three: list[float] = []
