@@ -20,10 +20,10 @@ from loguru import logger
 from dockpool import signals
 from dockpool._adapters.api import ContainerView, EngineApi
 from dockpool._core import machine as m
-from dockpool._core.errors import ContainerNotFoundError, DockerError
-from dockpool._core.member_events import ContainerId
+from dockpool._core.errors import DockerError
 from dockpool._core.spec import NAME_PREFIX, ORIGIN_LABEL, SPEC_LABEL
 from dockpool._core.timeouts import Timeouts
+from dockpool._runtime import removal
 from dockpool._runtime.backoff import Backoff
 from dockpool._runtime.capacity import Capacity
 from dockpool._runtime.doubts import Doubt, Doubts
@@ -182,7 +182,7 @@ class Executor:
                 self.prober.start(member)
             elif isinstance(effect, m.Remove):
                 if self.may_upkeep():
-                    self.removes.submit(functools.partial(self._remove, member))
+                    self.removes.submit(functools.partial(removal.remove, self, member))
             elif isinstance(effect, m.Discard):
                 self._discard(member)
             elif isinstance(effect, m.Failure):
@@ -265,42 +265,6 @@ class Executor:
             self.apply(member.key, m.StartFailed(str(exc)))
             return
         self.apply(member.key, m.Started())
-
-    def _remove(self, member: m.Member) -> None:
-        """Remove an unclaimed member, holding its lock (no claim can rename it meanwhile), by
-        its member name once the engine confirmed that this name is still its container's: one
-        renamed since (by anyone) is not removed, nor another container that took the name."""
-        cid = member.container_id
-        if cid is None:
-            return
-        try:
-            hand = self.locks.claim_hand(member.name)
-        except DockerError as exc:
-            logger.warning("removing {}: {} (retried at the next resync)", member.name, exc)
-            return
-        if hand is None:  # a claim elsewhere holds it: it is renamed, or let go, soon
-            logger.debug("removing {}: locked by another process; retried soon", member.name)
-            self.state.resync_soon()
-            self.wake()
-            return
-        outcome: m.Event = m.Destroyed()
-        try:
-            if hand.lost or self._named(member.name) != cid or not self.api.remove(member.name):
-                outcome = m.Renamed(self.api.inspect(cid).name)  # renamed, or 404: gone
-        except ContainerNotFoundError:
-            pass
-        except DockerError as exc:
-            logger.warning("removing {} failed: {} (retried at the next resync)", member.name, exc)
-            return
-        finally:
-            self.locks.release(hand)
-        self.apply(member.key, outcome)
-
-    def _named(self, name: str) -> ContainerId | None:
-        try:
-            return self.api.inspect(name).id
-        except ContainerNotFoundError:
-            return None
 
     def _discard(self, member: m.Member) -> None:
         """Remove a container a claim renamed but did not hand out (it died under the claim)."""

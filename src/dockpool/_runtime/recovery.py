@@ -18,9 +18,9 @@ from __future__ import annotations
 from loguru import logger
 
 from dockpool._adapters.api import ContainerView, EngineApi
-from dockpool._core.errors import ContainerNotFoundError
+from dockpool._core.errors import ClaimError, ContainerNotFoundError, DockerError
 from dockpool._core.spec import ORIGIN_LABEL, POOL_LABEL, SPEC_LABEL, role_of
-from dockpool._runtime.doubts import Doubt
+from dockpool._runtime.doubts import Doubt, Doubts
 from dockpool._runtime.lease import Lease
 
 
@@ -81,3 +81,31 @@ def resume(api: EngineApi, pool: str, doubt: Doubt) -> Lease | None:
     logger.info("claim {}: resumed with {} (its rename's answer was lost earlier)",
                 doubt.session, view.id[:12])  # fmt: skip
     return _lease(view, doubt.session)
+
+
+def resume_claim(api: EngineApi, pool: str, doubts: Doubts, session: str) -> Lease | None:
+    """Before a claim of `session`: if an earlier claim of it lost its rename's answer, the
+    container that rename made, if it is the session's (`resume`); None otherwise. Raises
+    ClaimError if the engine still cannot say (the doubt stays, settled when it can)."""
+    doubt = doubts.take(session)
+    if doubt is None:
+        return None
+    if not doubt.exclusive:
+        doubts.add(doubt, again=True)  # another's, maybe: left to the resync
+        return None
+    try:
+        return resume(api, pool, doubt)
+    except DockerError as exc:
+        doubts.add(doubt, again=True)  # the engine still cannot say: still a doubt
+        raise ClaimError(
+            f"claim {session!r}: an earlier claim of it renamed a member, and the engine "
+            f"still cannot say what became of it ({exc}); it is settled when it can"
+        ) from exc
+
+
+def discard(api: EngineApi, lease: Lease) -> None:
+    """Remove a container renamed for a claim whose caller went away before receiving it."""
+    try:
+        api.remove(lease.container_id)
+    except DockerError as exc:
+        logger.error("removing {} failed: {}", lease.name, exc)

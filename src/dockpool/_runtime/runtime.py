@@ -260,21 +260,7 @@ class Runtime:
                 f"claim {session!r}: this process has no presence on pool {self.state.name} "
                 "(its presence container ended and it could not rejoin yet)"
             )
-        doubts = self.executor.doubts
-        doubt = doubts.take(session)
-        if doubt is None:
-            return None
-        if not doubt.exclusive:
-            doubts.add(doubt, again=True)  # another's, maybe: left to the resync
-            return None
-        try:
-            return recovery.resume(self.api, self.state.name, doubt)
-        except DockerError as exc:
-            doubts.add(doubt, again=True)  # the engine still cannot say: still a doubt
-            raise ClaimError(
-                f"claim {session!r}: an earlier claim of it renamed a member, and the engine "
-                f"still cannot say what became of it ({exc}); it is settled when it can"
-            ) from exc
+        return recovery.resume_claim(self.api, self.state.name, self.executor.doubts, session)
 
     def take_over(self, session: str) -> Lease | None:
         """`ContainerPool.lease_for` (recovery.py)."""
@@ -290,14 +276,7 @@ class Runtime:
         """A claim's caller went away before receiving `lease`: remove it (on a remove worker)."""
         logger.warning("claim {}: its caller went away; removing {} (never handed out)",
                        lease.name, lease.container_id[:12])  # fmt: skip
-        self.executor.removes.submit(functools.partial(self.discard_unclaimed_lease, lease))
-
-    def discard_unclaimed_lease(self, lease: Lease) -> None:
-        """Remove a container renamed for a claim whose caller went away before receiving it."""
-        try:
-            self.api.remove(lease.container_id)
-        except DockerError as exc:
-            logger.error("removing {} failed: {}", lease.name, exc)
+        self.executor.removes.submit(functools.partial(recovery.discard, self.api, lease))
 
     def close(self, timeout: float) -> bool:
         """Take the parts down in the order that loses nothing (closing.py); True if every
