@@ -73,7 +73,7 @@ class Ahead:
         if was and not self.alone:
             self.contended("another process appeared")
         else:
-            self._update()
+            self._update(rescan=True)  # (at every resync: a hold that failed is tried again)
 
     def claimed(self) -> None:
         """This process served a claim from the pool."""
@@ -116,14 +116,15 @@ class Ahead:
         elif new.state is m.State.READY and old.state is not m.State.READY and self._wanted(new):
             self.workers.submit(functools.partial(self._hold, new.key))
 
-    def _update(self) -> None:
-        """Act on a change of `holding`: hold every ready member's lock, or let them all go."""
+    def _update(self, rescan: bool = False) -> None:
+        """Act on a change of `holding`: hold every ready member's lock, or let them all go.
+        (A claim's call costs no look at the whole table unless `holding` changed.)"""
         with self._switch:
             now = self.holding()
             was, self._holding = self._holding, now
         if was and not now:
             self.workers.submit(self.locks.let_go)
-        elif now:
+        elif now and (rescan or not was):
             with self.state.lock:
                 ready = [mem.key for mem in self.state.table if self._wanted(mem)]
             held = self.locks.held()
