@@ -159,6 +159,9 @@ def check_closed(w: World) -> list[str]:
             break
         time.sleep(1)
         book = [c for c in w.labelled() if c.role in ("presence", "hand")]
+    # a removal the engine has begun and not finished (Engine 20.10 under load, seen for more
+    # than 15 s once) is not a container left behind: somebody asked for it to go
+    book = [c for c in book if c.status != "removing"]
     if book:
         rows = [f"{c.name or '(no name)'} {c.id[:12]} {c.status}" for c in book]
         problems.append(f"bookkeeping containers left after close: {rows}")
