@@ -34,8 +34,12 @@ def make_service(
     *,
     max_num_sandboxes: int = 10,
     prefix: str = PREFIX,
+    docker_client: Any = None,
 ) -> PooledDockerSandboxService:
-    stock = DockerSandboxServiceInjector()  # the stock injector's defaults for every field
+    """The service the stock injector would make (its defaults for every field), pooled by
+    `registry` with `pool` (None: not pooled); `docker_client`: a stand-in for the engine's."""
+    stock = DockerSandboxServiceInjector()
+    engine = {} if docker_client is None else {"docker_client": docker_client}
     return PooledDockerSandboxService(
         sandbox_spec_service=agent_spec_service(),
         container_name_prefix=prefix,
@@ -50,6 +54,7 @@ def make_service(
         startup_grace_seconds=stock.startup_grace_seconds,
         pool_settings=pool,
         registry=registry,
+        **engine,
     )
 
 

@@ -6,6 +6,11 @@ of. A spec that has no pool yet gets one on first use; a pool that cannot start 
 image not on the engine yet) is retried after `RETRY_AFTER` seconds, and meanwhile every
 sandbox takes OpenHands' own cold path.
 
+Threads: starting a pool checks the engine and the image (seconds, on a busy engine), so
+`pool_for` blocks; asyncio hosts call it in a worker thread. Starts run one at a time under a
+lock of their own; the registry's lock guards its tables only, so the other calls (made on the
+host's event loop too) never wait for a start.
+
 Shutdown: the pools are drained by `PooledAppLifespanService` when the app stops. Without it
 (`OH_LIFESPAN_KIND` not set), uvicorn ends on SIGTERM without running `atexit`, and the warm
 members would be left running; so the sandbox service, at its first pool, chains a SIGTERM
@@ -37,6 +42,7 @@ from dockpool import (
     PoolConfig,
 )
 from dockpool_openhands.pool import PoolSettings, SandboxPool, ignored_keys
+from dockpool_openhands.running import RunningSandboxes
 
 __all__ = ["MEMBER_PREFIX", "REGISTRY", "PoolRegistry", "PoolSettings", "SandboxPool", "pool_name"]
 
@@ -52,7 +58,8 @@ class PoolRegistry:
     """The process's pools, by spec; claim times; shutdown. Thread-safe."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the tables below; never held across an engine call
+        self._starting = threading.Lock()  # held by the one pool start under way
         self._pools: dict[ContainerSpec, SandboxPool] = {}
         self._failed: dict[ContainerSpec, float] = {}
         self._claims: dict[str, tuple[str, datetime]] = {}  # container ID -> (name, claimed at)
@@ -63,36 +70,63 @@ class PoolRegistry:
         #: True when `PooledAppLifespanService` runs: it drains the pools when the app stops
         self.follows_app = False
         self._sigterm_hooked = False
+        #: the sandboxes running now, by name (the V1 service's headroom)
+        self.running = RunningSandboxes()
 
     def pools(self) -> Iterator[SandboxPool]:
         with self._lock:
             return iter(list(self._pools.values()))
 
     def pool_for(self, spec: ContainerSpec, settings: PoolSettings) -> SandboxPool | None:
-        """The running pool for `spec`, started on first use; None when it cannot run now."""
+        """The running pool for `spec`, started on first use; None when it cannot run now.
+
+        Blocking while it starts one (asyncio hosts: call it in a worker thread); a second
+        caller for a spec being started waits for that start, in its own thread."""
         with self._lock:
-            if self._closed:
-                return None
-            pool = self._pools.get(spec)
-            if pool is not None:
-                return pool if pool.started else None
-            failed = self._failed.get(spec)
-            if failed is not None and time.monotonic() - failed < RETRY_AFTER:
-                return None
+            settled, pool = self._settled(spec)
+        if settled:
+            return pool
+        with self._starting:
+            with self._lock:
+                settled, pool = self._settled(spec)
+                cap = self._room_left()
+            if settled:
+                return pool
             try:
-                pool = _start_pool(spec, settings, self._room_left())
+                pool = _start_pool(spec, settings, cap)
             except DockpoolError as exc:
                 _logger.warning(
                     "no pool for %s (cold starts until it can start): %s", spec.image, exc
                 )
-                self._failed[spec] = time.monotonic()
+                with self._lock:
+                    self._failed[spec] = time.monotonic()
                 return None
-            self._failed.pop(spec, None)
-            self._pools[spec] = pool
-            if not self._hooked:
-                atexit.register(self.close_all)
-                self._hooked = True
-            return pool
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._failed.pop(spec, None)
+                    self._pools[spec] = pool
+                    if not self._hooked:
+                        atexit.register(self.close_all)
+                        self._hooked = True
+        if closed:  # `close_all` ran while it started (and did not wait for it)
+            pool.close()
+            return None
+        self._share_headroom()  # (a `set_headroom` during the start did not see this pool)
+        return pool
+
+    def _settled(self, spec: ContainerSpec) -> tuple[bool, SandboxPool | None]:
+        """(True, the answer) when `spec` needs no start now, else (False, None). Call with
+        the lock held."""
+        if self._closed:
+            return True, None
+        pool = self._pools.get(spec)
+        if pool is not None:
+            return True, pool if pool.started else None
+        failed = self._failed.get(spec)
+        if failed is not None and time.monotonic() - failed < RETRY_AFTER:
+            return True, None
+        return False, None
 
     def try_claim(self, pool: ContainerPool, name: str) -> Lease | None:
         """Rename a ready member of `pool` to `name`; None when it has none ready (or is closed),
@@ -141,8 +175,12 @@ class PoolRegistry:
         A pool started later gets what its elders leave."""
         with self._lock:
             self._headroom = None if headroom is None else max(0, headroom)
+        self._share_headroom()
+
+    def _share_headroom(self) -> None:
+        with self._lock:
+            left = self._headroom
             pools = list(self._pools.values())
-        left = self._headroom
         for pool in pools:
             pool.set_cap(left)
             if left is not None:
@@ -203,7 +241,8 @@ class PoolRegistry:
         )
 
     def close_all(self, timeout: float = 30.0) -> None:
-        """Remove every unclaimed member of every pool (claimed ones keep running). Idempotent."""
+        """Remove every unclaimed member of every pool (claimed ones keep running). Idempotent.
+        A pool whose start is under way is closed by that start, once started."""
         with self._lock:
             self._closed = True
             pools = list(self._pools.values())

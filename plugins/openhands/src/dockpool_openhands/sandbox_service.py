@@ -13,7 +13,15 @@ the container by name, as the stock service does; unclaimed members are named
 `created_at` of a claimed sandbox is its claim time (see `registry`), so a fresh claim never
 looks oldest to `pause_old_sandboxes`. Capacity: warm members count against
 `max_num_sandboxes` (they are agent servers too): the pools hold at most
-`max_num_sandboxes - running sandboxes` members and yield to real sandboxes.
+`max_num_sandboxes - running sandboxes` members and yield to real sandboxes. The running
+sandboxes are counted from what the service does (`registry.running`: a start or a resume
+runs one, a pause or a delete stops one), with a listing of the engine's containers now and
+then, not per request.
+
+The event loop is OpenHands': the service's own blocking work (a pool's start, the image
+inspect that makes a spec, the count, the pools' resizing, reading a claimed container back)
+runs in worker threads (`asyncio.to_thread`); a claim runs in a thread of dockpool's. The
+stock service's own Docker calls (pause, resume, delete, search) stay as OpenHands makes them.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +73,7 @@ class PooledDockerSandboxService(DockerSandboxService):
         sandbox_spec = await resolve_sandbox_spec(
             sandbox_spec_id, self.default_sandbox_spec_id, self.sandbox_spec_service, _logger
         )
-        return self._pool_for(sandbox_spec)
+        return await asyncio.to_thread(self._pool_for, sandbox_spec)
 
     def _why_not_pooled(self) -> str | None:
         reason = poolable(self)
@@ -75,6 +84,7 @@ class PooledDockerSandboxService(DockerSandboxService):
         return reason
 
     def _pool_for(self, sandbox_spec: SandboxSpecInfo) -> SandboxPool | None:
+        """The pool for `sandbox_spec` (blocking: an image inspect, maybe the pool's start)."""
         assert self.pool_settings is not None
         image_config = docker_image_config(self.docker_client, sandbox_spec.id)
         if image_config is None:
@@ -82,33 +92,43 @@ class PooledDockerSandboxService(DockerSandboxService):
         warm_up = self.pool_settings.warm_up
         spec = sandbox_container_spec(self, sandbox_spec, dict(image_config), warm_up=warm_up)
         if not self.registry.has_pools():
-            self._refresh_capacity(force=True)
+            self._cap_pools()  # the first pool starts within the headroom
         return self.registry.pool_for(spec, self.pool_settings)
 
-    def _refresh_capacity(self, *, force: bool = False, running: int | None = None) -> None:
-        """Cap the pools at `max_num_sandboxes` minus the sandboxes running now."""
-        if self.pool_settings is None or not (force or self.registry.has_pools()):
-            return
-        if running is None:
-            running = self._count_running()
-        if running is not None:
-            self.registry.set_headroom(self.max_num_sandboxes - running)
+    async def _refresh_capacity(self, name: str, *, running: bool) -> int | None:
+        """Note that the sandbox `name` runs now (`running`) or does not, then cap the pools at
+        `max_num_sandboxes` minus the sandboxes running now; that number (None: unknown)."""
+        if self.pool_settings is None:
+            return None
+        self.registry.running.note(name, running=running)
+        if not self.registry.has_pools():
+            return None
+        return await asyncio.to_thread(self._cap_pools)
 
-    def _count_running(self) -> int | None:
-        """Containers with the service's prefix that Docker reports running (one cheap list:
-        no inspect, no health probe); None if the engine cannot say."""
+    def _cap_pools(self) -> int | None:
+        """The blocking half of `_refresh_capacity`: the count (now and then a listing of the
+        engine's containers: see `running`) and the pools' resizing."""
         try:
-            rows = self.docker_client.api.containers(filters={"status": "running"})
-        except Exception as exc:  # the next call tries again; the pools keep their size
+            running = self.registry.running.count(self.container_name_prefix, self._running_names)
+        except Exception as exc:  # the next count tries again; the pools keep their size
             _logger.warning(f"dockpool: cannot count running sandboxes: {exc}")
             return None
-        return sum(
-            1
-            for row in rows
-            if any(
-                str(name).lstrip("/").startswith(self.container_name_prefix)
-                for name in row.get("Names") or ()
-            )
+        if running is not None:
+            self.registry.set_headroom(self.max_num_sandboxes - running)
+        return running
+
+    def _running_names(self) -> list[str]:
+        """Names of the containers Docker reports running (one cheap list: no inspect, no
+        health probe)."""
+        rows = self.docker_client.api.containers(filters={"status": "running"})
+        return [str(name).lstrip("/") for row in rows for name in row.get("Names") or ()]
+
+    def _read_container(self, container_id: str) -> _Container:
+        """The container as the stock `_container_to_sandbox_info` reads it, read here
+        (blocking) so that it makes no engine call of its own on the loop."""
+        container = self.docker_client.containers.get(container_id)
+        return _Container(
+            str(container.id), container.name, container.status, container.attrs, container.image
         )
 
     # -- overrides --------------------------------------------------------------------------
@@ -125,7 +145,7 @@ class PooledDockerSandboxService(DockerSandboxService):
             info = await self._stock_start(resolved[0], sandbox_id)
         else:
             info = await super().start_sandbox(sandbox_spec_id, sandbox_id)
-        self._refresh_capacity()
+        await self._refresh_capacity(info.id, running=True)
         return info
 
     async def _stock_start(self, spec: SandboxSpecInfo, sandbox_id: str | None) -> SandboxInfo:
@@ -160,7 +180,7 @@ class PooledDockerSandboxService(DockerSandboxService):
             sandbox_spec_id, self.default_sandbox_spec_id, self.sandbox_spec_service, _logger
         )
         resolved.append(sandbox_spec)
-        pool = self._pool_for(sandbox_spec)
+        pool = await asyncio.to_thread(self._pool_for, sandbox_spec)
         if pool is None:
             return None
         self.registry.remember(request, pool)
@@ -183,12 +203,10 @@ class PooledDockerSandboxService(DockerSandboxService):
         # already runs (and is the newest), so the limit here is max. Warm members are capped
         # so that running + warm <= max, hence this is rarely over: count cheaply first, and
         # pay for pause_old_sandboxes (a search with a health probe per sandbox) only then.
-        running = self._count_running()
+        running = await self._refresh_capacity(lease.name, running=True)
         if running is None or running > self.max_num_sandboxes:
             await self.pause_old_sandboxes(self.max_num_sandboxes)
-            running = None
-        self._refresh_capacity(running=running)
-        container = self.docker_client.containers.get(lease.container_id)
+        container = await asyncio.to_thread(self._read_container, lease.container_id)
         info = await self._container_to_sandbox_info(container)
         assert info is not None
         return info
@@ -203,20 +221,32 @@ class PooledDockerSandboxService(DockerSandboxService):
 
     async def resume_sandbox(self, sandbox_id: str) -> bool:
         resumed = await super().resume_sandbox(sandbox_id)
-        self._refresh_capacity()
+        await self._refresh_capacity(sandbox_id, running=resumed)
         return resumed
 
     async def pause_sandbox(self, sandbox_id: str) -> bool:
         paused = await super().pause_sandbox(sandbox_id)
-        self._refresh_capacity()
+        await self._refresh_capacity(sandbox_id, running=False)
         return paused
 
     async def delete_sandbox(self, sandbox_id: str) -> bool:
         deleted = await super().delete_sandbox(sandbox_id)
         if deleted:
             self.registry.forget(sandbox_id)
-        self._refresh_capacity()
+        await self._refresh_capacity(sandbox_id, running=False)
         return deleted
+
+
+@dataclass(frozen=True)
+class _Container:
+    """What the stock `_container_to_sandbox_info` reads of a docker-py `Container`, read
+    once: its `image` is an engine call each time it is read."""
+
+    id: str
+    name: str
+    status: str
+    attrs: Mapping[str, Any]
+    image: Any
 
 
 class _AlreadyResolved(SandboxSpecService):
