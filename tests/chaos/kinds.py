@@ -181,17 +181,14 @@ def _retry_refused(w: World) -> None:
     """A host retries a session whose claim was refused (e.g. the engine did not say whether
     it renamed the member): on the process that refused it, so an earlier rename is resumed."""
     w.collect()
+    # (only the first of a spawn's names can be asked again: `spawn 1 PREFIX` claims PREFIX-0)
     refused = [s for s in w.sessions.values()
-               if s.error and not s.retried and s.proc in w.procs]  # fmt: skip
+               if s.error and not s.retried and s.proc in w.procs and s.name.endswith("-0")]  # fmt: skip
     if not refused:
         return
     session = w.rng.choice(refused)
     session.retried, session.error, session.errors = True, None, session.errors + 1
-    prefix = session.name.rsplit("-", 1)[0]
-    if session.name.endswith("-0"):
-        session.proc.send(f"spawn 1 {prefix}")
-    else:
-        session.retried = False  # (only the first of a spawn's names can be asked again)
+    session.proc.send(f"spawn 1 {session.name.rsplit('-', 1)[0]}")
 
 
 def _sigkill(w: World) -> None:
