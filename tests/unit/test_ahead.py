@@ -113,6 +113,26 @@ def test_the_one_claimer_of_three_processes_claims_with_one_rename(
         assert wait_for(lambda: len(_held(a)) == 3)
 
 
+def test_a_claimer_whose_claims_are_far_apart_still_holds_the_new_members(
+    make_pool: Any, docker: FakeDocker, quick: None
+) -> None:
+    """The only claimer holds the locks of members that become ready long after its last
+    claim too (it used to stop holding `_QUIET` s after a claim: the new members' locks were
+    not taken, and half its claims took two renames in the benchmark)."""
+    a, _, _ = _three(make_pool)
+    a.claim("s0", timeout=5)
+    for i in range(1, 4):
+        a.wait_until_full(timeout=5)
+        assert wait_for(lambda: len(_held(a)) == 3)
+        time.sleep(0.5)  # longer than `_QUIET`
+        docker.remove(members(docker)[0].id)  # (by someone: a new member is made, later)
+        assert wait_for(lambda: len(members(docker)) == 3 and len(_held(a)) == 3)
+        before = len(docker.calls)
+        a.claim(f"s{i}", timeout=5)
+        renames = [call for call in docker.calls[before:] if call[0] == "rename"]
+        assert renames[0] == ("rename", f"s{i}")
+
+
 def test_another_process_that_claims_is_not_turned_away(
     make_pool: Any, docker: FakeDocker, quick: None
 ) -> None:

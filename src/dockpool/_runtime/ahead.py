@@ -6,9 +6,9 @@ still holds: a member is renamed only by a process holding its lock, and no othe
 take a lock this one holds. So holding ahead is only a question of who waits for whom.
 
 A process holds its ready members' locks ahead while nobody else needs them: while it is alone
-on its pool, or while it is the pool's only claimer (it claimed in the last `_QUIET` seconds,
-and no other process did). It lets them all go, and takes locks per claim again for `_QUIET`
-seconds, when the pool is contended:
+on its pool, or while it is the pool's only claimer (it claimed since the pool was last
+contended, and that was `_QUIET` seconds ago or more). It lets them all go, and takes locks per
+claim again for at least `_QUIET` seconds, when the pool is contended:
 
 - another process of the pool appears (its presence's `start` event, or a resync lists it);
 - another process claims a member (its rename event) or cold-starts one (its member appears);
@@ -35,7 +35,7 @@ from dockpool._runtime.locks import Locks
 from dockpool._runtime.state import PoolState
 from dockpool._runtime.workers import Workers
 
-#: Seconds after contention (or after this process's last claim) during which it holds nothing.
+#: Seconds after contention during which this process holds nothing ahead.
 _QUIET = 5.0
 #: A process sends at most one want signal per this many seconds.
 _WANT_EVERY = 0.2
@@ -65,7 +65,7 @@ class Ahead:
         with self._mutex:
             if now - self._contended < _QUIET:
                 return False
-            return self.alone or now - self._claimed < _QUIET
+            return self.alone or self._claimed > self._contended
 
     def set_alone(self, alone: bool) -> None:
         """What this process now knows: is it the only process of the pool?"""

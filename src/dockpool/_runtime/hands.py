@@ -98,6 +98,11 @@ class Hands:
                 self._stuck.remove(hand)
             return hand
 
+    def holding(self, target: str) -> bool:
+        """Does one of these hands hold `target` (in use, being let go, or set aside)?"""
+        with self._mutex:
+            return any(h.holds == target for h in self._hands.values())
+
     def stuck(self) -> list[Hand]:
         """Every hand set aside, now the caller's (to send home)."""
         with self._mutex:

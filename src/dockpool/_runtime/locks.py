@@ -187,8 +187,14 @@ class Locks:
                 if member_name not in self._pending:
                     break
             time.sleep(0.01)
-        self.on_locked()
+        if not self._ours(lock_name(member_name)):  # (held by another process: say we want it)
+            self.on_locked()
         return None
+
+    def _ours(self, name: str) -> bool:
+        """Does one of this process's hands hold the lock `name` (a claim's, one being let go
+        or set aside)?"""
+        return self._hands.holding(name)
 
     def signal_want(self) -> None:
         """Tell every process of the pool that this one wants a lock another may hold ahead
