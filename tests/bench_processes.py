@@ -129,6 +129,11 @@ class Bench:
             self.client.api.remove_container(lease["container_id"], force=True)
         return [lease["seconds"] for lease in leases if lease["from_pool"]]
 
+    def locks_held(self) -> int:
+        """How many member locks are held on the engine now."""
+        rows = self.client.api.containers(all=True, filters={"label": f"dockpool.pool={self.name}"})
+        return sum(1 for row in rows if row["Names"][0].endswith("-lock"))
+
     def bare_renames(self, n: int) -> list[float]:
         c = self.client.containers.create(IMAGE, labels={LABEL: self.run})
         out = []
@@ -216,11 +221,14 @@ def main() -> int:
         time.sleep(5.5)  # (the others' appearance is forgotten)
         bench.claim_round(bench.procs[:1], "first")  # (now the pool's only claimer)
         one: list[float] = []
+        held: list[int] = []
         for r in range(args.rounds):
             bench.warm()
             time.sleep(0.3)  # (the locks of the new members are taken ahead)
+            held.append(bench.locks_held())
             one += bench.claim_round(bench.procs[:1], f"o{r}")
-        print(f"3 processes, 1 claim: {stats(one)}; load {load()}", flush=True)
+        print(f"3 processes, 1 claim: {stats(one)}; load {load()}; locks held ahead before "
+              f"the claims: {min(held)}..{max(held)} of {args.size}", flush=True)  # fmt: skip
         three: list[float] = []
         for r in range(args.rounds):
             bench.warm()
