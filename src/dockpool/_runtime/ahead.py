@@ -10,7 +10,8 @@ on its pool, or while it is the pool's only claimer (it claimed since the pool w
 contended, and that was `_QUIET` seconds ago or more). It lets them all go, and takes locks per
 claim again for at least `_QUIET` seconds, when the pool is contended:
 
-- another process of the pool appears (its presence's `start` event, or a resync lists it);
+- another process of the pool appears while this one is alone (its presence's `start` event,
+  or a resync lists it; a process that joins a pool of several says so when it wants a lock);
 - another process claims a member (its rename event) or cold-starts one (its member appears);
 - another process *wants* a lock this one may hold: a claim or a removal that found a member
   locked says so through the engine, by renaming one of its hands to `<home>-want` and back
